@@ -1,0 +1,116 @@
+"""The embedded default: one DuckDB file inside the project folder."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from jingzhun.core import EngineError, EngineKind
+from jingzhun.engine._base import Engine
+
+
+class DuckDBEngine(Engine):
+    """Warehouse in a DuckDB file; ``path=None`` keeps it in memory (tests, scratch work)."""
+
+    kind = EngineKind.DUCKDB
+
+    def __init__(self, path: Path | None, *, threads: int | None = None) -> None:
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._ibis = ibis.duckdb.connect(str(path) if path else ":memory:")
+        except duckdb.IOException as exc:
+            raise EngineError(
+                f"cannot open the warehouse {path}: {exc}. Another jingzhun process may be "
+                "writing to it; wait for it to finish."
+            ) from None
+        # Timestamps are stored in UTC; the session zone only affects display and casts.
+        self._ibis.raw_sql("SET TimeZone = 'UTC'")
+        if threads:
+            self._ibis.raw_sql(f"SET threads = {int(threads)}")
+        self._registered: set[str] = set()
+        self._in_transaction = False
+
+    @property
+    def ibis(self) -> ibis.BaseBackend:
+        """The Ibis DuckDB backend."""
+        return self._ibis
+
+    def exists(self, name: str) -> bool:
+        """Whether a stored table of that name exists."""
+        return name in self.tables()
+
+    def tables(self) -> list[str]:
+        """Stored tables, without temporary registrations."""
+        return sorted(t for t in self._ibis.list_tables() if t not in self._registered)
+
+    def read(self, name: str) -> ir.Table:
+        """A stored table as an Ibis expression."""
+        return self._ibis.table(name)
+
+    def create(self, name: str, schema: pa.Schema) -> None:
+        """Create an empty table with this schema unless it exists."""
+        if not self.exists(name):
+            self._ibis.create_table(name, schema=ibis.schema(schema))
+
+    def write(self, name: str, data: pa.Table | ir.Table) -> int:
+        """Append rows by column name; returns how many."""
+        if isinstance(data, pa.Table):
+            if data.num_rows == 0:
+                return 0
+            rows = data.num_rows
+            view = f"_jz_write_{name}"
+            self._ibis.con.register(view, data)
+            try:
+                self._ibis.insert(name, self._ibis.table(view))
+            finally:
+                self._ibis.con.unregister(view)
+            return rows
+        before = self.count(name)
+        self._ibis.insert(name, data)
+        return self.count(name) - before
+
+    def register(self, name: str, data: pa.Table) -> ir.Table:
+        """Expose Arrow data as a view without copying it."""
+        self._ibis.con.register(name, data)
+        self._registered.add(name)
+        return self._ibis.table(name)
+
+    def unregister(self, name: str) -> None:
+        """Drop a registered view."""
+        if name in self._registered:
+            self._ibis.con.unregister(name)
+            self._registered.discard(name)
+
+    def drop(self, name: str) -> None:
+        """Drop a stored table if it exists."""
+        self._ibis.drop_table(name, force=True)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT, or ROLLBACK on any error; nested calls join the outer one."""
+        if self._in_transaction:
+            yield
+            return
+        self._ibis.raw_sql("BEGIN TRANSACTION")
+        self._in_transaction = True
+        try:
+            yield
+        except BaseException:
+            self._ibis.raw_sql("ROLLBACK")
+            raise
+        else:
+            self._ibis.raw_sql("COMMIT")
+        finally:
+            self._in_transaction = False
+
+    def close(self) -> None:
+        """Close the DuckDB file."""
+        self._ibis.disconnect()
