@@ -202,5 +202,5 @@ LINEAGE_FIELDS: tuple[Field, ...] = (
     Field("_row", I, True, "1-based data row in the file (first row after a CSV header is 1)"),
     Field("_batch_id", S, True, "one id per loaded file"),
     Field("_loaded_at", TS, True),
-    Field("_row_hash", S, True, "hash of the mapped values; versions of a record differ in it"),
+    Field("_row_hash", S, False, "hash of the mapped values (versioned tables); versions differ in it"),
 )
