@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import ibis
@@ -35,6 +36,23 @@ def arrow_schema(contract: TableContract, extra: tuple[Any, ...] = ()) -> pa.Sch
     return pa.schema(
         [pa.field(f.name, ARROW_TYPES[f.type]) for f in (*contract.fields, *extra)]
     )
+
+
+def utc_aware(table: pa.Table) -> pa.Table:
+    """Mark naive timestamps as UTC.
+
+    The warehouse stores instants in UTC and every engine's session zone is UTC, so a naive
+    timestamp coming back (Spark's TIMESTAMP, DuckDB's date_trunc) is a UTC instant. Saying
+    so here makes both engines return the same values.
+    """
+    if not any(pa.types.is_timestamp(t) and t.tz is None for t in table.schema.types):
+        return table
+    columns = []
+    for column in table.columns:
+        if pa.types.is_timestamp(column.type) and column.type.tz is None:
+            column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
+        columns.append(column)
+    return pa.Table.from_arrays(columns, names=table.column_names)
 
 
 class Engine(abc.ABC):
@@ -92,16 +110,19 @@ class Engine(abc.ABC):
         """Release files and sessions."""
 
     def execute(self, expr: ir.Expr) -> pa.Table:
-        """Run an expression and return its rows as Arrow."""
+        """Run an expression and return its rows as Arrow; timestamps come back UTC-aware."""
         if isinstance(expr, ir.Table):
-            return expr.to_pyarrow()
+            return utc_aware(expr.to_pyarrow())
         if isinstance(expr, ir.Scalar):
-            return pa.table({"value": [expr.to_pyarrow().as_py()]})
-        return expr.as_table().to_pyarrow()
+            return pa.table({"value": [self.scalar(expr)]})
+        return utc_aware(expr.as_table().to_pyarrow())
 
     def scalar(self, expr: ir.Scalar) -> Any:
-        """Run a scalar expression and return the Python value."""
-        return expr.to_pyarrow().as_py()
+        """Run a scalar expression and return the Python value (timestamps UTC-aware)."""
+        value = expr.to_pyarrow().as_py()
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
     def count(self, name: str) -> int:
         """Rows in a stored table (0 when it does not exist)."""

@@ -1,0 +1,332 @@
+"""The ``jingzhun`` command: Typer + Rich, ``--json`` for scripts, exit codes that mean something."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import pyarrow as pa
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jingzhun.core import ExitCode, JingzhunError, init_project
+from jingzhun.ingest import FileReport, FileStatus, LoadReport
+from jingzhun.workspace import Workspace
+
+app = typer.Typer(
+    name="jingzhun",
+    help="jingzhun (精准): unify customer data, tag, segment, target, deliver and measure.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ProjectOption = Annotated[
+    Path,
+    typer.Option("--project", "-p", help="Project folder (default: the current folder)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def _print_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=_default, ensure_ascii=False) + "\n")
+
+
+def handles_errors(func: F) -> F:
+    """Turn JingzhunError into a clear message (or JSON) and its exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json"))
+        try:
+            return func(*args, **kwargs)
+        except JingzhunError as exc:
+            if as_json:
+                _print_json(exc.to_dict())
+            else:
+                err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+            raise typer.Exit(int(exc.exit_code)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _arrow_table(title: str, data: pa.Table) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in data.column_names:
+        table.add_column(name, overflow="fold")
+    for row in data.to_pylist():
+        table.add_row(*("" if v is None else str(v) for v in row.values()))
+    return table
+
+
+@app.command()
+@handles_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    name: Annotated[str | None, typer.Option(help="Project name (default: folder name).")] = None,
+    timezone: Annotated[str, typer.Option(help="IANA time zone.")] = "UTC",
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency.")] = "USD",
+    region: Annotated[str, typer.Option(help="Default country for phone numbers.")] = "US",
+    as_json: JsonOption = False,
+) -> None:
+    """Create a project folder: jingzhun.yml and folders for sources, tags, segments, ..."""
+    root = init_project(directory, name=name, timezone=timezone, currency=currency, region=region)
+    if as_json:
+        _print_json({"project": str(root)})
+    else:
+        out.print(f"created project in [bold]{root}[/]; add source specs under sources/")
+
+
+@app.command()
+@handles_errors
+def validate(project: ProjectOption = Path("."), as_json: JsonOption = False) -> None:
+    """Check jingzhun.yml and every spec; errors name the file, line, field and what is allowed."""
+    ws = Workspace.open(project)
+    summary = ws.describe()
+    if as_json:
+        _print_json({"ok": True, **summary})
+        return
+    out.print(f"[green]✓[/] project [bold]{summary['project']}[/] is valid ({summary['engine']})")
+    for name, source in summary["sources"].items():
+        out.print(f"  source {name} → {source['target']}: {source['files']} file(s)")
+    for warning in summary["warnings"]:
+        out.print(f"  [yellow]warning:[/] {warning}")
+
+
+def _file_line(report: FileReport) -> str:
+    if report.status is FileStatus.REJECTED:
+        return f"[red]✗[/] {report.source}: {report.file} rejected"
+    if report.status is FileStatus.UNCHANGED:
+        return f"[dim]= {report.source}: {report.file} unchanged (loaded before)[/]"
+    return (
+        f"[green]✓[/] {report.source}: {report.file} — {report.rows_read:,} read, "
+        f"{report.rows_loaded:,} loaded, {report.rows_duplicate:,} duplicate, "
+        f"{report.rows_quarantined:,} quarantined ({report.seconds:.1f} s)"
+    )
+
+
+def _print_load_report(report: LoadReport) -> None:
+    table = Table(title="load report", title_justify="left")
+    for column in ("source", "file", "status", "read", "loaded", "duplicate", "quarantined"):
+        table.add_column(column, justify="right" if column not in ("source", "file") else "left")
+    for f in report.files:
+        table.add_row(
+            f.source,
+            f.file,
+            f.status.value,
+            f"{f.rows_read:,}",
+            f"{f.rows_loaded:,}",
+            f"{f.rows_duplicate:,}",
+            f"{f.rows_quarantined:,}",
+        )
+    out.print(table)
+    for f in report.files:
+        if f.error:
+            err.print(f"[bold red]error:[/] {f.error}", highlight=False)
+        elif f.rows_quarantined:
+            out.print(
+                f"[yellow]{f.rows_quarantined:,} row(s) of {f.file} quarantined[/], "
+                "first ones:\n  " + "\n  ".join(f.problems),
+                highlight=False,
+            )
+    if any(f.rows_quarantined for f in report.files):
+        out.print("see them all with [bold]jingzhun quarantine[/]")
+
+
+@app.command()
+@handles_errors
+def ingest(
+    sources: Annotated[
+        list[str] | None, typer.Argument(help="Source names (default: every source).")
+    ] = None,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Load source files incrementally: the same file twice adds nothing; bad rows → quarantine."""
+    with Workspace.open(project) as ws:
+        progress = None if as_json else out.status("loading…", spinner="dots")
+
+        def on_file(report: FileReport) -> None:
+            if not as_json:
+                out.print(_file_line(report), highlight=False)
+
+        if progress is not None:
+            with progress:
+                report = ws.ingest.run(sources or None, on_file=on_file)
+        else:
+            report = ws.ingest.run(sources or None)
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        _print_load_report(report)
+    if not report.ok:
+        raise typer.Exit(int(ExitCode.DATA_ERROR))
+
+
+@app.command()
+@handles_errors
+def quarantine(
+    source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
+    limit: Annotated[int, typer.Option(help="How many rows to show.")] = 20,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Show quarantined rows: file, row, column, value and the reason."""
+    with Workspace.open(project) as ws:
+        if source:
+            ws.project.source(source)
+        counts = ws.ingest.quarantine_counts()
+        rows = ws.ingest.quarantine(source, limit)
+    if as_json:
+        _print_json({"counts": counts.to_pylist(), "rows": rows.to_pylist()})
+        return
+    out.print(_arrow_table("quarantined values by reason", counts))
+    out.print(_arrow_table(f"latest {limit} quarantined values", rows))
+
+
+@app.command()
+@handles_errors
+def tables(project: ProjectOption = Path("."), as_json: JsonOption = False) -> None:
+    """List warehouse tables and their row counts."""
+    with Workspace.open(project) as ws:
+        counts = ws.tables()
+    if as_json:
+        _print_json(counts)
+        return
+    table = Table(title=f"warehouse tables ({len(counts)})", title_justify="left")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, rows in counts.items():
+        table.add_row(name, f"{rows:,}")
+    out.print(table)
+
+
+@app.command()
+@handles_errors
+def report(
+    output: Annotated[
+        Path | None, typer.Option("--out", help="HTML file (default: reports/overview.html).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option(help="Only data up to this date (YYYY-MM-DD).")
+    ] = None,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Write the overview report (customers, orders, revenue by month, categories, returns)."""
+    cutoff = _parse_date(as_of)
+    with Workspace.open(project) as ws:
+        figures = ws.measure.overview(cutoff)
+        path = ws.measure.report(output, as_of=cutoff)
+    if as_json:
+        _print_json({"report": str(path), "overview": figures.to_dict()})
+    else:
+        out.print(f"report written to [bold]{path}[/]")
+
+
+def _parse_date(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[bold red]error:[/] --as-of '{value}' is not a date like 2011-12-31")
+        raise typer.Exit(int(ExitCode.SPEC_ERROR)) from None
+
+
+@app.command()
+@handles_errors
+def runs(
+    limit: Annotated[int, typer.Option(help="How many runs to show.")] = 20,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Recent runs recorded in the operational store."""
+    with Workspace.open(project) as ws:
+        records = ws.store.recent_runs(limit)
+    rows = [
+        {
+            "run_id": r.run_id,
+            "command": r.command,
+            "status": r.status,
+            "started_at": r.started_at.isoformat() if r.started_at else None,
+            "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            "error": r.error,
+        }
+        for r in records
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    out.print(_arrow_table("recent runs", pa.Table.from_pylist(rows) if rows else pa.table({})))
+
+
+@app.command()
+@handles_errors
+def generate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write the Parquet files to.")],
+    customers: Annotated[int, typer.Option(help="Number of customers.", min=1)] = 10_000,
+    days: Annotated[int, typer.Option(help="Days of history.", min=1)] = 365,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
+    as_json: JsonOption = False,
+) -> None:
+    """Write realistic seeded customers, events, orders and products as Parquet."""
+    from jingzhun.datagen import generate as run_generate
+
+    if as_json:
+        result = run_generate(out_dir, customers=customers, days=days, seed=seed)
+        _print_json(result.to_dict())
+        return
+    with out.status(f"generating {customers:,} customers × {days} days (seed {seed})…"):
+        result = run_generate(out_dir, customers=customers, days=days, seed=seed)
+    data = result.to_dict()
+    out.print(f"wrote {out_dir} in {data.get('seconds', 0):.1f} s")
+    for key, value in data.items():
+        if key not in ("seconds",):
+            out.print(f"  {key}: {value}", highlight=False)
+
+
+@app.command()
+@handles_errors
+def demo(
+    directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path("demo"),
+    customers: Annotated[int, typer.Option(help="Generated customers beside the sample.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Random seed of the generated data.")] = 42,
+    as_json: JsonOption = False,
+) -> None:
+    """Build the demo project (Online Retail sample + generated data), load it, write the report."""
+    from jingzhun.demo import run_demo
+
+    result = run_demo(directory, customers=customers, seed=seed, say=None if as_json else out.print)
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        out.print(f"\n[bold green]demo report:[/] {result.report}")
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.DATA_ERROR))
+
+
+def main() -> None:
+    """Entry point of the ``jingzhun`` console script."""
+    app()

@@ -1,0 +1,167 @@
+"""``Workspace``: the one Python facade over a project, with a named part per stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from jingzhun.core import Project, load_project
+from jingzhun.engine import Engine, connect
+from jingzhun.ingest import (
+    FileReport,
+    LoadReport,
+    ingest,
+    quarantine_counts,
+    quarantine_summary,
+)
+from jingzhun.measure import Overview, overview, write_overview_report
+from jingzhun.store import OperationalStore
+
+
+class IngestPart:
+    """``ws.ingest``: load sources, look at what was quarantined."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    def run(
+        self,
+        sources: Iterable[str] | None = None,
+        *,
+        on_file: Callable[[FileReport], None] | None = None,
+    ) -> LoadReport:
+        """Load the named sources (all when None); one transaction per file, recorded as a run."""
+        names = list(sources) if sources is not None else None
+        if names is not None:
+            for name in names:
+                self._ws.project.source(name)  # unknown names fail before anything runs
+        run_id = self._ws.store.start_run("ingest", self._ws.project.name)
+        try:
+            report = ingest(self._ws.engine, self._ws.project, names, on_file=on_file)
+        except Exception as exc:
+            self._ws.store.finish_run(run_id, "failed", {}, error=str(exc))
+            raise
+        self._ws.store.finish_run(
+            run_id,
+            "ok" if report.ok else "failed",
+            report.to_dict(),
+            error=None if report.ok else "; ".join(f.error or "" for f in report.files if f.error),
+        )
+        return report
+
+    def quarantine(self, source: str | None = None, limit: int = 20) -> pa.Table:
+        """The latest quarantined values with file, row, column and reason."""
+        return quarantine_summary(self._ws.engine, source, limit)
+
+    def quarantine_counts(self) -> pa.Table:
+        """Quarantined values per source, column and reason."""
+        return quarantine_counts(self._ws.engine)
+
+
+class MeasurePart:
+    """``ws.measure``: figures and reports over the warehouse."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    def overview(self, as_of: date | None = None) -> Overview:
+        """Customers, orders, revenue, returns, categories — the overview figures."""
+        return overview(self._ws.engine, currency=self._ws.project.settings.currency, as_of=as_of)
+
+    def report(
+        self,
+        path: Path | None = None,
+        *,
+        as_of: date | None = None,
+        notes: list[str] | None = None,
+    ) -> Path:
+        """Write the overview HTML report (default ``reports/overview.html`` in the project)."""
+        target = path or self._ws.project.root / "reports" / "overview.html"
+        figures = self.overview(as_of)
+        return write_overview_report(
+            figures,
+            target,
+            title=f"{self._ws.project.name} — overview",
+            project=self._ws.project.name,
+            notes=notes or [],
+        )
+
+
+class Workspace:
+    """A project opened for work: its settings, warehouse, operational store and stage parts.
+
+    >>> ws = Workspace.open("examples/online_retail")  # doctest: +SKIP
+    >>> ws.ingest.run().to_dict()["totals"]  # doctest: +SKIP
+    """
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self._engine: Engine | None = None
+        self._store: OperationalStore | None = None
+        self.ingest = IngestPart(self)
+        self.measure = MeasurePart(self)
+
+    @classmethod
+    def open(cls, path: Path | str = ".") -> Workspace:
+        """Load and validate the project folder at ``path``."""
+        return cls(load_project(path))
+
+    @property
+    def engine(self) -> Engine:
+        """The warehouse, opened on first use."""
+        if self._engine is None:
+            self._engine = connect(self.project.settings.engine, self.project.root)
+        return self._engine
+
+    @property
+    def store(self) -> OperationalStore:
+        """The operational store, opened and migrated on first use."""
+        if self._store is None:
+            self._store = OperationalStore.open(
+                self.project.settings.stores.operational, self.project.root
+            )
+            self._store.migrate()
+        return self._store
+
+    def tables(self) -> dict[str, int]:
+        """Warehouse tables and their row counts."""
+        return {name: self.engine.count(name) for name in self.engine.tables()}
+
+    def describe(self) -> dict[str, Any]:
+        """The project at a glance, for ``jingzhun validate``."""
+        settings = self.project.settings
+        return {
+            "project": settings.name,
+            "root": str(self.project.root),
+            "engine": settings.engine.kind.value,
+            "timezone": settings.timezone,
+            "currency": settings.currency,
+            "sources": {
+                name: {
+                    "target": spec.target.value,
+                    "path": spec.path,
+                    "files": len(self.project.source_paths(name)),
+                }
+                for name, spec in sorted(self.project.sources.items())
+            },
+            "warnings": self.project.warnings,
+        }
+
+    def close(self) -> None:
+        """Close the warehouse and the store."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
