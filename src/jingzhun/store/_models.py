@@ -69,9 +69,7 @@ class Run(Base):
     """One run of a jingzhun command (ingest, build, send, ...) and how it ended."""
 
     __tablename__ = "runs"
-    __table_args__ = (
-        CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),
-    )
+    __table_args__ = (CheckConstraint("status IN ('running', 'ok', 'failed')", name="status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(32), unique=True)

@@ -1,0 +1,12 @@
+"""Operational store: the small transactional database beside the warehouse.
+
+It keeps what many processes write a little at a time (the run log now; later the consent
+ledger, journey state, delivery log, API keys, audit log and model registry) in SQLite (WAL)
+inside the project folder, or in PostgreSQL when several processes or machines share it.
+Its schema is migrated with Alembic scripts that ship inside this package.
+"""
+
+from jingzhun.store._models import RunStatus
+from jingzhun.store._store import OperationalStore, RunRecord
+
+__all__ = ["OperationalStore", "RunRecord", "RunStatus"]
