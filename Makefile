@@ -49,7 +49,7 @@ lint: $(VENV)/.installed-test
 
 test: lint java
 	@echo "==> pytest (DuckDB and Spark engines)"
-	$(BIN)/pytest
+	./scripts/with-postgres.sh $(BIN)/pytest
 
 bench: $(VENV)/.installed-test java
 	@echo "==> benchmarks (figures written to benchmarks/results/)"

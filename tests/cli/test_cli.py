@@ -22,7 +22,18 @@ def _json(args: list[str]) -> tuple[int, dict]:
 
 
 def test_init_then_validate(tmp_path: Path) -> None:
-    code, payload = _json(["init", str(tmp_path / "p"), "--timezone", "Asia/Shanghai", "--currency", "CNY", "--region", "CN"])
+    code, payload = _json(
+        [
+            "init",
+            str(tmp_path / "p"),
+            "--timezone",
+            "Asia/Shanghai",
+            "--currency",
+            "CNY",
+            "--region",
+            "CN",
+        ]
+    )
     assert code == 0
     code, payload = _json(["validate", "--project", str(tmp_path / "p")])
     assert code == 0

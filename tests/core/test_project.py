@@ -22,7 +22,7 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_missing_project_names_the_folder(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="jingzhun.yml not found"):
+    with pytest.raises(NotFoundError, match=r"jingzhun\.yml not found"):
         load_project(tmp_path)
 
 

@@ -145,3 +145,13 @@ def test_spark_tables_persist_across_engines(tmp_path: Path) -> None:
         assert engine.tables() == ["orders"]
         assert engine.count("orders") == 5
         assert not list((tmp_path / "warehouse" / "spark").glob("_staging/*"))
+
+
+def test_drop(engine: Engine) -> None:
+    engine.create("scratch", SCHEMA)
+    engine.write("scratch", _rows())
+    engine.drop("scratch")
+    assert not engine.exists("scratch")
+    engine.drop("scratch")  # dropping what is not there is harmless
+    engine.create("scratch", SCHEMA)
+    assert engine.count("scratch") == 0

@@ -107,7 +107,9 @@ def test_wrong_row_width(loaded: Workspace) -> None:
 def test_a_good_file_next_to_a_bad_one_still_loads(loaded: Workspace) -> None:
     root = loaded.project.root
     (root / "data" / "b_empty.csv").write_bytes(b"")
-    write_csv(root, "c_more.csv", ["536999,22728,ALARM CLOCK,2,2010-12-02 10:00:00,3.75,12583,France"])
+    write_csv(
+        root, "c_more.csv", ["536999,22728,ALARM CLOCK,2,2010-12-02 10:00:00,3.75,12583,France"]
+    )
     report = loaded.ingest.run()
     status = {Path(f.file).name: f.status for f in report.files}
     assert status == {

@@ -30,7 +30,9 @@ def retail(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     # The example reads ../../../shared/data relative to itself; point the copy at the same file.
     spec = root / "sources" / "online_retail.yml"
     data = (REPO.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz").as_posix()
-    spec.write_text(spec.read_text().replace("../../../shared/data/online_retail/online_retail.csv.gz", data))
+    spec.write_text(
+        spec.read_text().replace("../../../shared/data/online_retail/online_retail.csv.gz", data)
+    )
     ws = Workspace.open(root)
     report = ws.ingest.run()
     assert report.ok, report.to_dict()
@@ -98,8 +100,11 @@ def test_spark_agrees_with_duckdb(retail: Workspace, tmp_path: Path) -> None:
     root = tmp_path / "spark_copy"
     shutil.copytree(retail.project.root, root, ignore=shutil.ignore_patterns("warehouse", "state"))
     yml = root / "jingzhun.yml"
-    yml.write_text(yml.read_text().replace("kind: duckdb", "kind: spark").replace(
-        "path: warehouse/warehouse.duckdb", "path: warehouse/spark"))
+    yml.write_text(
+        yml.read_text()
+        .replace("kind: duckdb", "kind: spark")
+        .replace("path: warehouse/warehouse.duckdb", "path: warehouse/spark")
+    )
     with Workspace.open(root) as spark:
         assert spark.project.settings.engine.kind is EngineKind.SPARK
         assert spark.ingest.run().ok

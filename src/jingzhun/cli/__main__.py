@@ -1,3 +1,5 @@
+"""``python -m jingzhun.cli``."""
+
 from jingzhun.cli import main
 
 main()

@@ -1,4 +1,4 @@
-"""The ``jingzhun`` command: Typer + Rich, ``--json`` for scripts, exit codes that mean something."""
+"""The ``jingzhun`` command: Typer + Rich, ``--json`` for scripts, meaningful exit codes."""
 
 from __future__ import annotations
 

@@ -82,7 +82,9 @@ class Project:
             return self.sources[name]
         except KeyError:
             known = ", ".join(sorted(self.sources)) or "none (add one under sources/)"
-            raise NotFoundError(f"unknown source '{name}'; sources in this project: {known}") from None
+            raise NotFoundError(
+                f"unknown source '{name}'; sources in this project: {known}"
+            ) from None
 
     def source_paths(self, name: str) -> list[Path]:
         """Files the source's ``path`` (a glob) matches now, sorted for a stable load order."""
@@ -163,7 +165,9 @@ def init_project(
     if project_file.exists():
         raise SpecError([SpecProblem(project_file, None, "", "a project already exists here")])
     project_name = name or root.name.lower().replace("-", "_").replace(" ", "_")
-    settings = ProjectSettings(name=project_name, timezone=timezone, currency=currency, region=region)
+    settings = ProjectSettings(
+        name=project_name, timezone=timezone, currency=currency, region=region
+    )
     root.mkdir(parents=True, exist_ok=True)
     project_file.write_text(
         f"""# jingzhun project: {settings.name}

@@ -24,7 +24,8 @@ class FieldType(StrEnum):
 class Target(StrEnum):
     """Where a source's rows go. ``order_lines`` is one row per line with the order's header
     repeated (the shape of most till and invoice exports); it fills orders, order_items and,
-    where mapped, customers and products."""
+    where mapped, customers and products.
+    """
 
     CUSTOMERS = "customers"
     EVENTS = "events"
@@ -47,7 +48,8 @@ class Field:
 @dataclass(frozen=True)
 class TableContract:
     """A canonical table: its fields, the natural key that makes loads idempotent, and whether
-    changed records are kept as new versions (customers, products) or are immutable facts."""
+    changed records are kept as new versions (customers, products) or are immutable facts.
+    """
 
     name: str
     fields: tuple[Field, ...]
@@ -72,7 +74,7 @@ class TableContract:
         return tuple(f.name for f in self.fields)
 
 
-S, I, D, F, B, DT, TS, J = (
+S, INT, D, F, B, DT, TS, J = (
     FieldType.STRING,
     FieldType.INTEGER,
     FieldType.DECIMAL,
@@ -142,10 +144,10 @@ ORDER_ITEMS = TableContract(
     "order_items",
     (
         Field("order_id", S, True),
-        Field("line_number", I, description="position in the order; from file order if absent"),
+        Field("line_number", INT, description="position in the order; from file order if absent"),
         Field("sku", S, True),
         Field("product_name", S),
-        Field("quantity", I, True),
+        Field("quantity", INT, True),
         Field("unit_price", D, True),
         Field("amount", D, description="quantity x unit_price unless mapped"),
         Field("currency", S),
@@ -199,8 +201,10 @@ STORED_TABLES: tuple[TableContract, ...] = (CUSTOMERS, EVENTS, ORDERS, ORDER_ITE
 LINEAGE_FIELDS: tuple[Field, ...] = (
     Field("_source", S, True, "source spec name"),
     Field("_file", S, True, "file path as given in the source spec"),
-    Field("_row", I, True, "1-based data row in the file (first row after a CSV header is 1)"),
+    Field("_row", INT, True, "1-based data row in the file (first row after a CSV header is 1)"),
     Field("_batch_id", S, True, "one id per loaded file"),
     Field("_loaded_at", TS, True),
-    Field("_row_hash", S, False, "hash of the mapped values (versioned tables); versions differ in it"),
+    Field(
+        "_row_hash", S, False, "hash of the mapped values (versioned tables); versions differ in it"
+    ),
 )

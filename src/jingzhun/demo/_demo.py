@@ -1,5 +1,6 @@
 """``make demo``: a project built from the bundled Online Retail sample plus generated data,
-loaded end to end and summarised in an HTML report. Each later stage adds its step here."""
+loaded end to end and summarised in an HTML report. Each later stage adds its step here.
+"""
 
 from __future__ import annotations
 

@@ -33,9 +33,7 @@ ARROW_TYPES: dict[FieldType, pa.DataType] = {
 
 def arrow_schema(contract: TableContract, extra: tuple[Any, ...] = ()) -> pa.Schema:
     """The Arrow schema of a canonical table plus extra fields (lineage columns, say)."""
-    return pa.schema(
-        [pa.field(f.name, ARROW_TYPES[f.type]) for f in (*contract.fields, *extra)]
-    )
+    return pa.schema([pa.field(f.name, ARROW_TYPES[f.type]) for f in (*contract.fields, *extra)])
 
 
 def utc_aware(table: pa.Table) -> pa.Table:

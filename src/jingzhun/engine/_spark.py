@@ -58,7 +58,9 @@ class SparkEngine(Engine):
 
     kind = EngineKind.SPARK
 
-    def __init__(self, root: Path, *, master: str = "local[2]", options: dict[str, str] | None = None):
+    def __init__(
+        self, root: Path, *, master: str = "local[2]", options: dict[str, str] | None = None
+    ):
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._session = spark_session(master, options)
@@ -191,7 +193,6 @@ class SparkEngine(Engine):
         for name in list(self._registered):
             self.unregister(name)
         shutil.rmtree(self.root / "_scratch", ignore_errors=True)
-
 
 
 def _spark_type(dtype: pa.DataType) -> str:

@@ -50,12 +50,7 @@ class Converted:
 
 
 def _as_string(values: pa.Array) -> pa.Array:
-    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
-        text = values.cast(pa.string())
-    elif pa.types.is_dictionary(values.type):
-        text = values.cast(pa.string())
-    else:
-        text = values.cast(pa.string())
+    text = values.cast(pa.string())
     text = pc.utf8_trim_whitespace(text)
     return pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text)
 
@@ -70,7 +65,9 @@ def _problem(rows: np.ndarray, column: str, reason: str) -> list[Problem]:
     return [Problem(rows, column, reason)] if rows.size else []
 
 
-def _numeric(text: pa.Array, pattern: str, target: pa.DataType, column: str, what: str) -> Converted:
+def _numeric(
+    text: pa.Array, pattern: str, target: pa.DataType, column: str, what: str
+) -> Converted:
     present = pc.is_valid(text)
     ok = pc.match_substring_regex(text, pattern, ignore_case=True)
     bad = _bad_rows(ok, present)
@@ -89,9 +86,7 @@ def _boolean(text: pa.Array, spec: ColumnSpec, column: str) -> Converted:
     is_false = pc.is_in(lowered, value_set=pa.array([v.lower() for v in spec.false_values]))
     present = pc.is_valid(text)
     bad = _bad_rows(pc.or_(is_true, is_false), present)
-    values = pc.if_else(
-        present, pc.if_else(is_true, True, pc.if_else(is_false, False, None)), None
-    )
+    values = pc.if_else(present, pc.if_else(is_true, True, pc.if_else(is_false, False, None)), None)
     allowed = "/".join(spec.true_values[:2] + spec.false_values[:2])
     return Converted(values, _problem(bad, column, f"is not a yes/no value ({allowed})"))
 
@@ -122,8 +117,12 @@ def _temporal(
 ) -> Converted:
     utc = pa.timestamp("us", tz="UTC")
     if pa.types.is_timestamp(values.type):
-        stamped = values if values.type.tz else pc.assume_timezone(
-            values, timezone=timezone, ambiguous="earliest", nonexistent="latest"
+        stamped = (
+            values
+            if values.type.tz
+            else pc.assume_timezone(
+                values, timezone=timezone, ambiguous="earliest", nonexistent="latest"
+            )
         )
         out = stamped.cast(utc)
         if field.type is FieldType.DATE:
@@ -153,8 +152,10 @@ def _temporal(
 
 
 def _json(values: pa.Array, column: str) -> Converted:
-    if pa.types.is_struct(values.type) or pa.types.is_list(values.type) or pa.types.is_map(
-        values.type
+    if (
+        pa.types.is_struct(values.type)
+        or pa.types.is_list(values.type)
+        or pa.types.is_map(values.type)
     ):
         dumped = [None if v is None else json.dumps(v, default=str) for v in values.to_pylist()]
         return Converted(pa.array(dumped, pa.string()), [])
@@ -182,8 +183,10 @@ def convert_column(values: pa.Array, field: Field, spec: ColumnSpec, timezone: s
     if kind is FieldType.STRING:
         out = Converted(_as_string(values), [])
     elif kind in (FieldType.INTEGER, FieldType.DECIMAL, FieldType.FLOAT):
-        if pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or (
-            pa.types.is_decimal(values.type)
+        if (
+            pa.types.is_integer(values.type)
+            or pa.types.is_floating(values.type)
+            or (pa.types.is_decimal(values.type))
         ):
             if kind is FieldType.INTEGER and not pa.types.is_integer(values.type):
                 as_float = values.cast(pa.float64())

@@ -188,7 +188,9 @@ def prepare(
     converted: dict[str, pa.Array] = {}
     problems: list[Problem] = []
     for name, column_spec in spec.columns.items():
-        result = convert_column(raw[column_spec.source], contract.field(name), column_spec, timezone)
+        result = convert_column(
+            raw[column_spec.source], contract.field(name), column_spec, timezone
+        )
         converted[name] = result.values
         problems.extend(result.problems)
 
@@ -207,7 +209,9 @@ def prepare(
         "loaded_at": loaded_at,
     }
     tables = shape(good, spec.target, defaults, lineage)
-    return _Prepared(tables, _quarantine_rows(raw, problems, lineage, sha), int(bad.sum()), problems)
+    return _Prepared(
+        tables, _quarantine_rows(raw, problems, lineage, sha), int(bad.sum()), problems
+    )
 
 
 def _quarantine_rows(
@@ -400,5 +404,3 @@ def quarantine_counts(engine: Engine) -> pa.Table:
     q = engine.read(QUARANTINE_TABLE)
     grouped = q.group_by(["_source", "column", "reason"]).agg(rows=q.count())
     return engine.execute(grouped.order_by([grouped.rows.desc(), "_source", "column", "reason"]))
-
-

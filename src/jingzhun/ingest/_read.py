@@ -32,7 +32,7 @@ def _is_gzip(path: Path) -> bool:
 
 
 def _open_text_bytes(path: Path) -> io.BufferedIOBase:
-    return gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")  # type: ignore[return-value]
+    return gzip.open(path, "rb") if _is_gzip(path) else path.open("rb")
 
 
 def _check_gzip_complete(path: Path) -> None:

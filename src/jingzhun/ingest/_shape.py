@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 from jingzhun.core import (
     CONTRACTS,
     LINEAGE_FIELDS,
-    FieldType,
     STORED_TABLES,
+    FieldType,
     TableContract,
     Target,
 )
@@ -92,7 +92,7 @@ def _with_lineage(table: pa.Table, contract: TableContract, lineage: dict[str, o
 
 
 def _amounts(table: pa.Table) -> pa.Table:
-    """amount = quantity x unit_price where the file does not give it."""
+    """Amount = quantity x unit_price where the file does not give it."""
     if "amount" in table.column_names or "quantity" not in table.column_names:
         return table
     if "unit_price" not in table.column_names:
