@@ -7,6 +7,7 @@ Every value that cannot be converted, or breaks a check of the source spec, beco
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,6 +92,29 @@ def _boolean(text: pa.Array, spec: ColumnSpec, column: str) -> Converted:
     return Converted(values, _problem(bad, column, f"is not a yes/no value ({allowed})"))
 
 
+def _strptime(text: pa.Array, fmt: str, unit: str) -> pa.Array:
+    """Arrow's strptime, minus the impossible dates it rolls over (31/02 → 03/03).
+
+    A value that prints back unchanged is valid; the few that do not (no zero padding, "Z"
+    for an offset, ...) are checked once more with Python's strict parser.
+    """
+    parsed = pc.strptime(text, format=fmt, unit=unit, error_is_null=True)
+    printed = pc.strftime(parsed, format=fmt) if parsed.type.tz is None else None
+    doubtful = pc.is_valid(parsed)
+    if printed is not None:
+        doubtful = pc.and_(doubtful, pc.invert(pc.fill_null(pc.equal(printed, text), False)))
+    rows = np.flatnonzero(doubtful.to_numpy(zero_copy_only=False))
+    if rows.size == 0:
+        return parsed
+    refused = np.zeros(len(text), dtype=bool)
+    for row, value in zip(rows, text.take(pa.array(rows)).to_pylist(), strict=True):
+        try:
+            datetime.strptime(value, fmt)
+        except ValueError:
+            refused[row] = True
+    return pc.if_else(pa.array(refused), pa.scalar(None, parsed.type), parsed)
+
+
 def _parse_timestamps(
     text: pa.Array, formats: tuple[str, ...], timezone: str
 ) -> tuple[pa.Array, pa.Array]:
@@ -101,7 +125,7 @@ def _parse_timestamps(
         todo = pc.and_(pc.is_valid(text), pc.is_null(result))
         if not pc.any(todo).as_py():
             break
-        parsed = pc.strptime(text, format=fmt, unit="us", error_is_null=True)
+        parsed = _strptime(text, fmt, "us")
         if parsed.type.tz is None:
             # DST: an ambiguous local time takes its first occurrence; one inside the
             # spring-forward gap is moved forward, as wall clocks do.
@@ -139,7 +163,7 @@ def _temporal(
     present = pc.is_valid(text)
     if field.type is FieldType.DATE:
         fmt = spec.format or "%Y-%m-%d"
-        parsed = pc.strptime(text, format=fmt, unit="s", error_is_null=True)
+        parsed = _strptime(text, fmt, "s")
         bad = _bad_rows(pc.is_valid(parsed), present)
         return Converted(
             parsed.cast(pa.date32()), _problem(bad, column, f"is not a date in the format {fmt}")
@@ -151,13 +175,25 @@ def _temporal(
     return Converted(parsed, _problem(bad, column, f"is not a timestamp in {expected}"))
 
 
+def _without_nulls(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def _json(values: pa.Array, column: str) -> Converted:
     if (
         pa.types.is_struct(values.type)
         or pa.types.is_list(values.type)
         or pa.types.is_map(values.type)
     ):
-        dumped = [None if v is None else json.dumps(v, default=str) for v in values.to_pylist()]
+        # Arrow gives every row the union of the keys seen in the file; drop the absent ones.
+        dumped = [
+            None if v is None else json.dumps(_without_nulls(v), default=str, ensure_ascii=False)
+            for v in values.to_pylist()
+        ]
         return Converted(pa.array(dumped, pa.string()), [])
     text = _as_string(values)
     bad: list[int] = []

@@ -127,7 +127,21 @@ def _read_csv(path: Path, spec: SourceSpec) -> pa.Table:
 
 
 def _read_jsonl(path: Path) -> pa.Table:
-    parse = pajson.ParseOptions(newlines_in_values=False, unexpected_field_behavior="infer")
+    table = _parse_jsonl(path, None)
+    # Arrow infers ISO strings as timestamps and drops their offsets on the way; read such
+    # fields again as text so the source spec's time zone rules apply to them.
+    temporal = [
+        f for f in table.schema if pa.types.is_timestamp(f.type) or pa.types.is_date(f.type)
+    ]
+    if temporal:
+        table = _parse_jsonl(path, pa.schema([pa.field(f.name, pa.string()) for f in temporal]))
+    return table
+
+
+def _parse_jsonl(path: Path, schema: pa.Schema | None) -> pa.Table:
+    parse = pajson.ParseOptions(
+        newlines_in_values=False, unexpected_field_behavior="infer", explicit_schema=schema
+    )
     try:
         with pa.input_stream(str(path), compression="detect" if _is_gzip(path) else None) as src:
             return pajson.read_json(src, parse_options=parse)
@@ -138,7 +152,7 @@ def _read_jsonl(path: Path) -> pa.Table:
         raise IngestError(
             path,
             f"not valid JSON Lines: {message}",
-            hint="one JSON object per line is expected",
+            hint="one JSON object per line is expected, each field with one JSON type",
         ) from None
 
 
