@@ -7,8 +7,8 @@ Every value that cannot be converted, or breaks a check of the source spec, beco
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
