@@ -57,7 +57,12 @@ def test_jsonl_events_with_offsets_and_nested_properties(tmp_path: Path) -> None
     page = {"path": "/"}
     cart = {"sku": "A1", "qty": 2}
     events = [
-        {"type": "page", "ts": "2024-11-11T00:00:05+08:00", "anonymousId": "c1", "properties": page},
+        {
+            "type": "page",
+            "ts": "2024-11-11T00:00:05+08:00",
+            "anonymousId": "c1",
+            "properties": page,
+        },
         {"type": "identify", "ts": "2024-11-11 00:01:00", "anonymousId": "c1", "userId": "u9"},
         {"type": "track", "ts": "2024-11-11T00:02:00Z", "userId": "u9", "properties": cart},
         {"type": "click", "ts": "2024-11-11T00:03:00Z", "userId": "u9"},
