@@ -6,7 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -289,22 +289,49 @@ def generate(
     customers: Annotated[int, typer.Option(help="Number of customers.", min=1)] = 10_000,
     days: Annotated[int, typer.Option(help="Days of history.", min=1)] = 365,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 42,
+    start: Annotated[
+        datetime, typer.Option(help="First day (YYYY-MM-DD).", formats=["%Y-%m-%d"])
+    ] = datetime(2024, 1, 1),
+    region: Annotated[str, typer.Option(help="Market: CN, US or GB.")] = "CN",
     as_json: JsonOption = False,
 ) -> None:
     """Write realistic seeded customers, events, orders and products as Parquet."""
     from jingzhun.datagen import generate as run_generate
 
-    if as_json:
-        result = run_generate(out_dir, customers=customers, days=days, seed=seed)
-        _print_json(result.to_dict())
-        return
-    with out.status(f"generating {customers:,} customers × {days} days (seed {seed})…"):
-        result = run_generate(out_dir, customers=customers, days=days, seed=seed)
-    data = result.to_dict()
-    out.print(f"wrote {out_dir} in {data.get('seconds', 0):.1f} s")
-    for key, value in data.items():
-        if key not in ("seconds",):
-            out.print(f"  {key}: {value}", highlight=False)
+    try:
+        if as_json:
+            result = run_generate(
+                out_dir,
+                customers=customers,
+                days=days,
+                seed=seed,
+                start=start.date(),
+                region=region.upper(),
+            )
+            _print_json(result.to_dict())
+            return
+        with out.status(f"generating {customers:,} customers × {days} days (seed {seed})…"):
+            result = run_generate(
+                out_dir,
+                customers=customers,
+                days=days,
+                seed=seed,
+                start=start.date(),
+                region=region.upper(),
+            )
+    except ValueError as exc:
+        if as_json:
+            _print_json({"error": "ValueError", "message": str(exc)})
+        else:
+            err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(int(ExitCode.SPEC_ERROR)) from None
+    table = Table(title=f"generated in {out_dir} ({result.seconds:.1f} s)", title_justify="left")
+    table.add_column("file")
+    table.add_column("rows", justify="right")
+    for stem, rows in result.rows.items():
+        table.add_row(f"{stem}.parquet", f"{rows:,}")
+    out.print(table)
+    out.print(f"market {result.region}, seed {result.seed}, from {result.start} for {days} days")
 
 
 @app.command()

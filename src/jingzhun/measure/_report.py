@@ -29,7 +29,8 @@ from jingzhun.measure._overview import (
 
 CHART_HEIGHT = "340px"
 TOP_EVENT_TYPES = 20
-_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+# The mode bar covers the plot area in a static report; zoom still works by dragging.
+_PLOTLY_CONFIG = {"displaylogo": False, "responsive": True, "displayModeBar": False}
 _BAR = "#2563eb"
 _LINE = "#f97316"
 _RETURNS = "#dc2626"
@@ -46,14 +47,14 @@ header .meta { margin: 0; color: var(--muted); }
 header .meta span + span::before { content: "·"; margin: 0 8px; }
 main { max-width: 1280px; margin: 0 auto; padding: 24px 32px 48px; }
 h2 { font-size: 16px; margin: 0 0 8px; }
-.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap: 16px;
+.kpis { display: grid; grid-template-columns: repeat(auto-fit, minmax(200px, 1fr)); gap: 16px;
   margin-bottom: 24px; }
 .kpi { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
   padding: 14px 16px; }
 .kpi .label { color: var(--muted); font-size: 13px; text-transform: uppercase;
   letter-spacing: .04em; }
-.kpi .value { font-size: 26px; font-weight: 600; margin: 2px 0;
-  font-variant-numeric: tabular-nums; }
+.kpi .value { font-size: clamp(18px, 1.6vw, 24px); font-weight: 600; margin: 2px 0;
+  font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
 .kpi .sub { color: var(--muted); font-size: 13px; }
 .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(min(520px, 100%), 1fr));
   gap: 16px; }
