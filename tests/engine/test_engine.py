@@ -155,3 +155,30 @@ def test_drop(engine: Engine) -> None:
     engine.drop("scratch")  # dropping what is not there is harmless
     engine.create("scratch", SCHEMA)
     assert engine.count("scratch") == 0
+
+
+def test_duckdb_file_in_use_by_another_process(tmp_path: Path) -> None:
+    """A second writer gets a clear error naming the file, not a traceback."""
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "warehouse" / "warehouse.duckdb"
+    with connect(EngineSettings(kind=EngineKind.DUCKDB), tmp_path) as engine:
+        engine.create("orders", SCHEMA)
+        script = textwrap.dedent(
+            f"""
+            from pathlib import Path
+            from jingzhun.core import EngineError
+            from jingzhun.engine import DuckDBEngine
+            try:
+                DuckDBEngine(Path({str(path)!r}))
+            except EngineError as exc:
+                print("ERROR", exc)
+            """
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        )
+    assert done.stdout.startswith("ERROR cannot open the warehouse")
+    assert "Another jingzhun process" in done.stdout

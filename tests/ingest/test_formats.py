@@ -155,3 +155,32 @@ def test_decimal_rounding_is_exact(tmp_path: Path) -> None:
             Decimal("12345678901234.5678"),
         ]
         assert {r["currency"] for r in rows} == {"EUR"}
+
+
+def test_declared_encoding_and_delimiter(tmp_path: Path) -> None:
+    """A latin-1, semicolon-separated export with a byte-order mark-free header loads when the
+    spec says so; the same file without the encoding is refused with the line named."""
+    root = tmp_path
+    (root / "sources").mkdir()
+    (root / "data").mkdir()
+    (root / "jingzhun.yml").write_text("name: shop\ncurrency: EUR\ntimezone: Europe/Paris\n")
+    spec = (
+        "name: pos\npath: data/pos.csv\ntarget: products\n{csv}"
+        "columns:\n  sku: Ref\n  name: Libellé\n  price: {{from: Prix, at_least: 0}}\n"
+    )
+    (root / "data" / "pos.csv").write_bytes(
+        "Ref;Libellé;Prix\nA1;Crème brûlée;4.5\nB2;Café;1.2\n".encode("latin-1")
+    )
+    (root / "sources" / "pos.yml").write_text(spec.format(csv="csv: {delimiter: ';'}\n"))
+    with Workspace.open(root) as ws:
+        (file,) = ws.ingest.run().files
+        assert file.status is FileStatus.REJECTED
+        assert "line 1 is not valid utf-8" in (file.error or "")
+    (root / "sources" / "pos.yml").write_text(
+        spec.format(csv="csv: {delimiter: ';', encoding: latin-1}\n")
+    )
+    with Workspace.open(root) as ws:
+        (file,) = ws.ingest.run().files
+        assert file.status is FileStatus.LOADED, file.error
+        names = ws.engine.execute(ws.engine.read("raw_products").order_by("sku")).to_pylist()
+        assert [n["name"] for n in names] == ["Crème brûlée", "Café"]

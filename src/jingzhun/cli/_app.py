@@ -345,13 +345,17 @@ def demo(
     """Build the demo project (Online Retail sample + generated data), load it, write the report."""
     from jingzhun.demo import run_demo
 
-    result = run_demo(directory, customers=customers, seed=seed, say=None if as_json else out.print)
+    result = run_demo(directory, customers=customers, seed=seed, say=None if as_json else _say)
     if as_json:
         _print_json(result.to_dict())
     else:
         out.print(f"\n[bold green]demo report:[/] {result.report}")
     if not result.ok:
         raise typer.Exit(int(ExitCode.DATA_ERROR))
+
+
+def _say(message: str) -> None:
+    out.print(message, highlight=False)
 
 
 def main() -> None:

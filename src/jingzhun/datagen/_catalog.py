@@ -206,15 +206,18 @@ class Phones:
     """How a region writes phone numbers.
 
     ``formats`` are templates where ``d`` stands for a digit of the national number, with the
-    share of primary records written that way; ``prefixes`` are leading digits of mobile numbers
-    (CN) or, when empty, the city's area codes are used (US); ``placeholders`` are the junk
-    numbers shop staff type when a customer gives none.
+    share of primary records written that way (a format with share 0 appears only on second
+    records, typed again by hand); ``prefixes`` are the three leading digits of mobile numbers
+    (CN, GB) or, when empty, the city's area codes are used (US); ``placeholders`` are the junk
+    numbers shop staff type when a customer gives none; ``shares`` the chance that a primary
+    online / till record has a phone number.
     """
 
     digits: int
     formats: tuple[tuple[str, float], ...]
     prefixes: tuple[int, ...]
     placeholders: tuple[int, ...]
+    shares: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -224,7 +227,7 @@ class Names:
     family: tuple[tuple[str, str, float], ...]
     female: tuple[tuple[str, str, float], ...]
     male: tuple[tuple[str, str, float], ...]
-    # CN given names are one or two characters combined; US first names are whole.
+    # CN given names are one or two characters combined; US and GB first names are whole.
     combine_given: bool
 
 
@@ -248,7 +251,7 @@ class Region:
 
     def spikes(self, day: dt.date) -> float:
         """Extra demand on shopping festivals and holidays (1.0 = an ordinary day)."""
-        return _cn_spikes(day) if self.code == "CN" else _us_spikes(day)
+        return _SPIKES[self.code](day)
 
 
 # Chinese New Year's day; the week after is quiet and the days before busy.
@@ -301,6 +304,31 @@ def _us_spikes(day: dt.date) -> float:
     elif day.month == 7 and 9 <= day.day <= 10:  # a mid-July marketplace sale
         factor *= 1.7
     return factor
+
+
+def _gb_spikes(day: dt.date) -> float:
+    # The US calendar's British cousin: Black Friday (same day as in the US, without a
+    # Thanksgiving lull before it) and Cyber Monday, December's Christmas shopping, a quiet
+    # Christmas Day (large shops must close), the Boxing Day sales and the week after, and
+    # the same mid-July marketplace sale. No Singles' Day.
+    nov1 = dt.date(day.year, 11, 1)
+    black_friday = nov1 + dt.timedelta(days=(3 - nov1.weekday()) % 7 + 22)
+    offset = (day - black_friday).days
+    factor = {0: 3.5, 1: 1.8, 2: 1.5, 3: 2.6}.get(offset, 1.0)
+    if day.month == 12 and 1 <= day.day <= 21:
+        factor *= 1.2
+    elif day.month == 12 and day.day == 25:
+        factor *= 0.35
+    elif day.month == 12 and day.day == 26:
+        factor *= 2.6
+    elif day.month == 12 and 27 <= day.day <= 31:
+        factor *= 1.3
+    elif day.month == 7 and 9 <= day.day <= 10:
+        factor *= 1.7
+    return factor
+
+
+_SPIKES = {"CN": _cn_spikes, "US": _us_spikes, "GB": _gb_spikes}
 
 
 # Demand by month (Jan..Dec) and weekday (Mon..Sun), on top of the spikes; the year ends high.
@@ -406,9 +434,40 @@ _US_MALE = _latin(
 )
 
 
+# Great Britain: the most frequent surnames of England, Wales, Scotland and Northern Ireland in
+# about their order, with the South Asian, African, Chinese and Polish names of today's UK
+# among them; first names span the generations (Sarah and David next to Olivia and Noah).
+_GB_FAMILY = _latin(
+    "Smith Jones Williams Taylor Brown Davies Evans Wilson Thomas Johnson Roberts Robinson "
+    "Thompson Wright Walker White Edwards Hughes Green Hall Lewis Harris Clarke Patel Jackson "
+    "Wood Turner Martin Cooper Hill Ward Morris Moore Clark Lee King Baker Harrison Morgan Allen "
+    "James Scott Phillips Watson Davis Parker Price Bennett Young Griffiths Mitchell Kelly Cook "
+    "Carter Richardson Bailey Collins Bell Shaw Murphy Miller Cox Richards Khan Marshall "
+    "Anderson Simpson Ellis Adams Singh Begum Wilkinson Foster Chapman Powell Webb Rogers Gray "
+    "Mason Ali Hunt Hussain Campbell Matthews Owen Palmer Holmes Mills Barnes Knight Lloyd "
+    "Butler Russell Barker Fisher Stewart Stevens Jenkins Murray Dixon Harvey Ahmed Reid "
+    "MacDonald Robertson Fraser O'Neill Kaur Rahman Doherty Shah Chowdhury Sharma Nowak "
+    "Okafor Chen Mensah Kowalski Nguyen Adeyemi Wong"
+)
+_GB_FEMALE = _latin(
+    "Sarah Emma Laura Claire Rebecca Emily Jessica Charlotte Sophie Hannah Lucy Amy Olivia "
+    "Rachel Nicola Louise Helen Amelia Karen Susan Julie Chloe Gemma Lisa Michelle Victoria "
+    "Katie Lauren Joanne Isla Grace Elizabeth Ava Megan Jennifer Margaret Lily Ella Zoe "
+    "Samantha Catherine Fiona Freya Jade Kirsty Alison Poppy Mia Niamh Fatima Anna Aisha Sian "
+    "Siobhan Rhiannon Zara Priya Eilidh Maryam Amira Agnieszka"
+)
+_GB_MALE = _latin(
+    "David James John Michael Paul Andrew Daniel Thomas Mark Richard Christopher Matthew Robert "
+    "Oliver Jack Stephen Peter George Harry William Ian Steven Simon Samuel Joshua Adam Benjamin "
+    "Gary Craig Lee Scott Stuart Jamie Charlie Noah Muhammad Callum Connor Liam Ryan Lewis Alfie "
+    "Oscar Leo Jacob Dylan Kieran Sean Rhys Owen Gareth Ewan Mohammed Aidan Ali Omar Hamish "
+    "Arjun Jakub Luca Tomasz Kwame Dafydd"
+)
+
+
 @cache
 def region_data(code: str) -> Region:
-    """The reference data of one supported market (``CN`` or ``US``)."""
+    """The reference data of one supported market (``CN``, ``US`` or ``GB``)."""
     if code == "CN":
         return Region(
             code="CN",
@@ -475,6 +534,7 @@ def region_data(code: str) -> Region:
                 ),
                 # 13800138000 is China Mobile's service line, a classic "any number" entry.
                 placeholders=(13800000000, 13800138000),
+                shares=(0.93, 0.95),
             ),
             shared_emails=("store@example.com", "noemail@example.com"),
             mean_age=34.0,
@@ -537,12 +597,90 @@ def region_data(code: str) -> Region:
                 ),
                 prefixes=(),
                 placeholders=(5555555555, 1234567890),
+                shares=(0.60, 0.85),
             ),
             shared_emails=("store@example.com", "noemail@example.com"),
             mean_age=40.0,
             sd_age=14.0,
         )
+    if code == "GB":
+        return Region(
+            code="GB",
+            currency="GBP",
+            usd_rate=0.8,
+            charm_cents=(99, 99, 0, 0, 50),
+            timezone="Europe/London",
+            cities=(
+                City("London", "GB", "Europe/London", 0.25, 10),
+                City("Birmingham", "GB", "Europe/London", 0.07, 4),
+                City("Manchester", "GB", "Europe/London", 0.07, 4),
+                City("Leeds", "GB", "Europe/London", 0.045, 3),
+                City("Glasgow", "GB", "Europe/London", 0.045, 3),
+                City("Liverpool", "GB", "Europe/London", 0.035, 2),
+                City("Bristol", "GB", "Europe/London", 0.035, 2),
+                City("Newcastle upon Tyne", "GB", "Europe/London", 0.03, 2),
+                City("Sheffield", "GB", "Europe/London", 0.03, 2),
+                City("Nottingham", "GB", "Europe/London", 0.03, 2),
+                City("Edinburgh", "GB", "Europe/London", 0.03, 2),
+                City("Leicester", "GB", "Europe/London", 0.025, 2),
+                City("Cardiff", "GB", "Europe/London", 0.025, 2),
+                City("Belfast", "GB", "Europe/London", 0.025, 2),
+                City("Southampton", "GB", "Europe/London", 0.02, 1),
+                City("Coventry", "GB", "Europe/London", 0.015, 1),
+                City("Brighton", "GB", "Europe/London", 0.015, 1),
+                City("Portsmouth", "GB", "Europe/London", 0.012, 1),
+                City("Hull", "GB", "Europe/London", 0.012, 1),
+                City("Stoke-on-Trent", "GB", "Europe/London", 0.012, 1),
+                City("Plymouth", "GB", "Europe/London", 0.012, 1),
+                City("Reading", "GB", "Europe/London", 0.012, 1),
+                City("Milton Keynes", "GB", "Europe/London", 0.01, 1),
+                City("Norwich", "GB", "Europe/London", 0.01, 1),
+                City("Aberdeen", "GB", "Europe/London", 0.01, 1),
+                City("Swansea", "GB", "Europe/London", 0.01, 1),
+                City("Cambridge", "GB", "Europe/London", 0.01, 1),
+                City("Oxford", "GB", "Europe/London", 0.01, 1),
+            ),
+            names=Names(
+                family=_zipf(_GB_FAMILY, 0.7),
+                female=_zipf(_GB_FEMALE, 0.7),
+                male=_zipf(_GB_MALE, 0.7),
+                combine_given=False,
+            ),
+            email_domains=(
+                ("gmail.com", 0.36, "gmial.com"),
+                ("hotmail.co.uk", 0.14, "hotmail.co"),
+                ("icloud.com", 0.12, "icoud.com"),
+                ("outlook.com", 0.09, "outlok.com"),
+                ("yahoo.co.uk", 0.08, "yaho.co.uk"),
+                ("btinternet.com", 0.07, "btinternet.co"),
+                ("googlemail.com", 0.05, "googlemial.com"),
+                ("sky.com", 0.05, "sky.con"),
+                ("live.co.uk", 0.04, "live.co.k"),
+            ),
+            numeric_email_domain=None,
+            phones=Phones(
+                # The ten digits after the trunk 0 (or +44) of a mobile number: 7xxx xxxxxx.
+                # Systems store it as entered through a validating form, in E.164; typed again
+                # by hand it comes in the national or a spaced international form.
+                digits=10,
+                formats=(
+                    ("+44dddddddddd", 1.0),
+                    ("0dddd dddddd", 0.0),
+                    ("0dddddddddd", 0.0),
+                    ("+44 dddd dddddd", 0.0),
+                    ("+44 (0)dddd dddddd", 0.0),
+                ),
+                # Mobile ranges 071-075 and 077-079. 07700 holds Ofcom's drama numbers and
+                # 07123 456789 is the keyboard run typed for "no number": both stay placeholders.
+                prefixes=(*range(710, 712), *range(713, 760), *range(771, 800)),
+                placeholders=(7700900000, 7123456789),
+                shares=(0.75, 0.60),
+            ),
+            shared_emails=("store@example.com", "noemail@example.com"),
+            mean_age=39.0,
+            sd_age=14.0,
+        )
     raise ValueError(f"region '{code}' is not supported; choose one of: {', '.join(REGIONS)}")
 
 
-REGIONS: tuple[str, ...] = ("CN", "US")
+REGIONS: tuple[str, ...] = ("CN", "US", "GB")

@@ -102,8 +102,9 @@ def generate(
     seed
         Seed of every random choice.
     region
-        Market the data looks like: ``CN`` (CNY, Chinese names and cities, Singles' Day) or
-        ``US`` (USD, Black Friday).
+        Market the data looks like: ``CN`` (CNY, Chinese names and cities, Singles' Day),
+        ``US`` (USD, Black Friday) or ``GB`` (GBP, British names and cities, Black Friday and
+        the Boxing Day sales).
     duplicate_share
         Share of persons with a second customer record in the other system.
     products

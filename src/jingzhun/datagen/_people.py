@@ -242,8 +242,7 @@ def _records(
     has_email = rng.random(r) < np.where(
         duplicate, np.where(on_web, 0.90, 0.50), np.where(on_web, 0.97, 0.55)
     )
-    phone_share = (0.93, 0.95) if area.code == "CN" else (0.60, 0.85)
-    has_phone = rng.random(r) < np.where(duplicate, 0.85, np.where(on_web, *phone_share))
+    has_phone = rng.random(r) < np.where(duplicate, 0.85, np.where(on_web, *area.phones.shares))
     shared_email = ~duplicate & junk_email[person]
     placeholder_phone = ~duplicate & junk_phone[person]
     has_email |= shared_email

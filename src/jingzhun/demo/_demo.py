@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from jingzhun.ingest import FileStatus, LoadReport
 from jingzhun.workspace import Workspace
 
 SAMPLE = "online_retail_sample.csv.gz"
+# The generated shop is British and trades over the same dates as the real sample
+# (2010-12-01 to 2011-12-09), so both sit on one time axis and in one currency.
+DEMO_START = date(2010, 12, 1)
+DEMO_DAYS = 374
 ATTRIBUTION = (
     "Online Retail sample: UCI Machine Learning Repository data set 352, donated by "
     "Dr Daqing Chen (London South Bank University), CC BY 4.0, doi:10.24432/C5BW33. "
@@ -85,14 +90,20 @@ def _generate_once(
     folder: Path, *, customers: int, days: int, seed: int, say: Callable[[str], None]
 ) -> None:
     """Generate the synthetic data unless the same parameters produced it already."""
-    params = {"customers": customers, "days": days, "seed": seed}
+    params = {
+        "customers": customers,
+        "days": days,
+        "seed": seed,
+        "start": DEMO_START.isoformat(),
+        "region": "GB",
+    }
     marker = folder / "params.json"
     if marker.exists() and json.loads(marker.read_text()) == params:
         say(f"generated data already there ({customers:,} customers, seed {seed})")
         return
     shutil.rmtree(folder, ignore_errors=True)
     say(f"generating {customers:,} customers × {days} days (seed {seed})…")
-    generate(folder, customers=customers, days=days, seed=seed)
+    generate(folder, customers=customers, days=days, seed=seed, start=DEMO_START, region="GB")
     marker.write_text(json.dumps(params))
 
 
@@ -100,7 +111,7 @@ def run_demo(
     directory: Path | str,
     *,
     customers: int = 5_000,
-    days: int = 365,
+    days: int = DEMO_DAYS,
     seed: int = 42,
     say: Callable[[str], None] | None = None,
 ) -> DemoResult:
