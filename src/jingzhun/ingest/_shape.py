@@ -69,20 +69,26 @@ def _conform(table: pa.Table, contract: TableContract, lineage: dict[str, pa.Arr
 
 
 def _first_per_key(table: pa.Table, keys: list[str]) -> pa.Table:
-    """Keep the first row (in file order) of each key; the input carries ``_pos``."""
-    firsts = table.group_by(keys, use_threads=False).aggregate([("_pos", "min")])
-    keep = pc.is_in(table["_pos"], value_set=firsts["_pos_min"])
-    return table.filter(keep)
+    """Keep the first row (rows are in file order) of each distinct combination of ``keys``."""
+    if table.num_rows == 0:
+        return table
+    local = table.select(keys).append_column(
+        "_idx", pa.array(np.arange(table.num_rows, dtype=np.int64))
+    )
+    firsts = local.group_by(keys, use_threads=False).aggregate([("_idx", "min")])
+    if firsts.num_rows == table.num_rows:
+        return table
+    return table.take(np.sort(firsts["_idx_min"].to_numpy()))
 
 
 def _with_lineage(table: pa.Table, contract: TableContract, lineage: dict[str, object]) -> pa.Table:
     """Add lineage columns; versioned tables get their content hash."""
     n = table.num_rows
     arrays: dict[str, pa.Array] = {
-        "_source": pa.array([lineage["source"]] * n, pa.string()),
-        "_file": pa.array([lineage["file"]] * n, pa.string()),
-        "_batch_id": pa.array([lineage["batch_id"]] * n, pa.string()),
-        "_loaded_at": pa.array([lineage["loaded_at"]] * n, pa.timestamp("us", tz="UTC")),
+        "_source": pa.repeat(pa.scalar(lineage["source"], pa.string()), n),
+        "_file": pa.repeat(pa.scalar(lineage["file"], pa.string()), n),
+        "_batch_id": pa.repeat(pa.scalar(lineage["batch_id"], pa.string()), n),
+        "_loaded_at": pa.repeat(pa.scalar(lineage["loaded_at"], pa.timestamp("us", tz="UTC")), n),
         "_row": table["_row"].combine_chunks(),
     }
     if contract.versioned:
@@ -109,14 +115,14 @@ def shape(
     good = good.append_column("_pos", pa.array(np.arange(good.num_rows, dtype=np.int64)))
     for name, value in defaults.items():
         if name not in good.column_names and value is not None:
-            good = good.append_column(name, pa.array([value] * good.num_rows))
+            good = good.append_column(name, pa.repeat(pa.scalar(value), good.num_rows))
     out: dict[str, pa.Table] = {}
     if target in (Target.ORDER_LINES, Target.ORDER_ITEMS):
         if "line_number" not in good.column_names:
             good = good.append_column("line_number", line_numbers(good["order_id"]))
         good = _amounts(good)
         if "is_return" not in good.column_names:
-            good = good.append_column("is_return", pa.array([False] * good.num_rows))
+            good = good.append_column("is_return", pa.repeat(pa.scalar(False), good.num_rows))
     if target is Target.ORDER_LINES:
         items = good
         out["raw_order_items"] = _with_lineage(items, _CONTRACTS["order_items"], lineage)
@@ -158,9 +164,4 @@ def shape(
 def _distinct_versions(table: pa.Table, contract: TableContract) -> pa.Table:
     """One row per distinct content of a versioned record (first occurrence in the file)."""
     present = [f.name for f in contract.fields if f.name in table.column_names]
-    if table.num_rows == 0:
-        return table
-    hashes = content_hash(table, present)
-    marked = table.append_column("_version", hashes)
-    firsts = marked.group_by(["_version"], use_threads=False).aggregate([("_pos", "min")])
-    return table.filter(pc.is_in(table["_pos"], value_set=firsts["_pos_min"]))
+    return _first_per_key(table, present)
