@@ -390,7 +390,8 @@ def test_report_is_one_offline_page(tmp_path: Path) -> None:
     assert "https://cdn" not in rest
     assert not re.search(r"https?://", rest)
     assert "<script src=" not in page
-    assert rest.count("<script") == 1 + 6  # plotly.js and one per chart
+    assert rest.count("<script") == 1 + 6 + 1  # plotly.js, one per chart, the resize on load
+    assert "Plotly.Plots.resize" in rest
 
     for chart in (
         "chart-revenue-by-month",
