@@ -1,4 +1,4 @@
-"""The product catalogue: SKUs per category, lognormal prices, long-tailed popularity."""
+"""The product catalogue: SKUs per category, bounded prices, popularity falling with price."""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ import pyarrow as pa
 
 from jingzhun.datagen._catalog import ADJECTIVES, CATEGORIES, Region
 from jingzhun.datagen._columns import MONEY_SCALE, categorical, money
+
+# Prices are lognormal in each category, truncated at e^(±2.3 sigma) around its median: at most
+# 10x the median for electronics (sigma 1.0), 2.5x for books (sigma 0.4). No outlier price.
+PRICE_TAIL = 2.3
+# Within a category, demand falls with price: popularity ~ (price / median) ** -ELASTICITY
+# times lognormal(0, POPULARITY_SIGMA) taste, truncated like prices. Cheap SKUs sell the most
+# units; dear ones, fewer units but still their share of revenue.
+ELASTICITY = 1.2
+POPULARITY_SIGMA = 0.6
 
 
 @dataclass(frozen=True)
@@ -100,18 +109,23 @@ def build_products(rng: np.random.Generator, count: int, area: Region) -> Produc
         for b, a, c, k in zip(brand, adjective, category, noun, strict=True)
     ]
 
-    # Prices are lognormal around each category's median, then given a "charm" ending
-    # (9.99, 129.90) as shops do.
+    # Prices are lognormal around each category's median with a bounded tail, then given a
+    # "charm" ending (9.99, 129.90) as shops do.
     median = np.array([c.median_usd for c in CATEGORIES])[category] * area.usd_rate
     sigma = np.array([c.sigma for c in CATEGORIES])[category]
-    raw = np.exp(rng.normal(np.log(median), sigma))
+    raw = median * np.exp(sigma * _truncated_normal(rng, n, PRICE_TAIL))
     cents = np.array(area.charm_cents)[rng.integers(0, len(area.charm_cents), n)]
     whole = np.maximum(np.floor(raw).astype(np.int64) - (cents > 0), 0)
     price = (whole * 100 + cents) * (MONEY_SCALE // 100)
     price = np.maximum(price, MONEY_SCALE // 2)
 
-    # Popularity is lognormal: a few best sellers and a long tail of rarely bought SKUs.
-    popularity = np.exp(rng.normal(0.0, 1.3, n))
+    # Popularity: a long tail of taste, bent by price (cheaper SKUs sell more within their
+    # category), then scaled so each category's SKUs together have the category's weight. Lines
+    # drawn from the whole catalogue thus fall into categories by weight, whatever their prices.
+    taste = np.exp(POPULARITY_SIGMA * _truncated_normal(rng, n, PRICE_TAIL))
+    popularity = taste * (price / (median * MONEY_SCALE)) ** -ELASTICITY
+    share = weights / weights.sum()
+    popularity *= share[category] / np.bincount(category, popularity)[category]
     cdf = np.cumsum(popularity)
     cdf /= cdf[-1]
     ends = np.cumsum(per_category) - 1
@@ -137,3 +151,13 @@ def build_products(rng: np.random.Generator, count: int, area: Region) -> Produc
         brands=pa.array(brand_names),
         currency=area.currency,
     )
+
+
+def _truncated_normal(rng: np.random.Generator, n: int, bound: float) -> np.ndarray:
+    """Standard normal draws within ``[-bound, bound]``: those outside are drawn again."""
+    z = rng.normal(0.0, 1.0, n)
+    out = np.flatnonzero(np.abs(z) > bound)
+    while len(out):
+        z[out] = rng.normal(0.0, 1.0, len(out))
+        out = out[np.abs(z[out]) > bound]
+    return z
