@@ -6,6 +6,7 @@ Every value that cannot be converted, or breaks a check of the source spec, beco
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,17 +142,19 @@ def _temporal(
 ) -> Converted:
     utc = pa.timestamp("us", tz="UTC")
     if pa.types.is_timestamp(values.type):
-        stamped = (
-            values
-            if values.type.tz
-            else pc.assume_timezone(
+        if field.type is FieldType.DATE:
+            # A date is a calendar day where the customer is: read it in the source's zone.
+            local = values
+            if values.type.tz is not None:
+                zoned = values.cast(pa.timestamp(values.type.unit, tz=timezone))
+                local = pc.local_timestamp(zoned)
+            return Converted(local.cast(pa.date32()), [])
+        stamped = values
+        if values.type.tz is None:
+            stamped = pc.assume_timezone(
                 values, timezone=timezone, ambiguous="earliest", nonexistent="latest"
             )
-        )
-        out = stamped.cast(utc)
-        if field.type is FieldType.DATE:
-            out = pc.cast(pc.local_timestamp(out) if values.type.tz is None else out, pa.date32())
-        return Converted(out, [])
+        return Converted(stamped.cast(utc), [])
     if pa.types.is_date(values.type):
         if field.type is FieldType.DATE:
             return Converted(values.cast(pa.date32()), [])
@@ -252,7 +255,7 @@ def convert_column(values: pa.Array, field: Field, spec: ColumnSpec, timezone: s
             out = _boolean(_as_string(values), spec, column)
     elif kind in (FieldType.DATE, FieldType.TIMESTAMP):
         tz = spec.timezone or timezone
-        out = _temporal(values, field.__class__(field.name, kind), spec, column, tz)
+        out = _temporal(values, dataclasses.replace(field, type=kind), spec, column, tz)
     else:
         out = _json(values, column)
     out.problems.extend(_checks(out.values, field, spec, kind))
