@@ -112,3 +112,13 @@ def test_console_script_runs(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["ok"] is True
+
+
+def test_generate(tmp_path: Path) -> None:
+    code, payload = _json(["generate", str(tmp_path / "g"), "--customers", "50", "--days", "7"])
+    assert code == 0
+    assert payload["rows"]["customers"] >= 50
+    assert (tmp_path / "g" / "order_lines.parquet").is_file()
+    result = runner.invoke(app, ["generate", str(tmp_path / "h"), "--region", "mars"])
+    assert result.exit_code == ExitCode.SPEC_ERROR
+    assert "region 'MARS' is not supported" in result.stderr

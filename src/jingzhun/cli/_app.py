@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
@@ -298,19 +299,9 @@ def generate(
     """Write realistic seeded customers, events, orders and products as Parquet."""
     from jingzhun.datagen import generate as run_generate
 
+    status = out.status(f"generating {customers:,} customers × {days} days (seed {seed})…")
     try:
-        if as_json:
-            result = run_generate(
-                out_dir,
-                customers=customers,
-                days=days,
-                seed=seed,
-                start=start.date(),
-                region=region.upper(),
-            )
-            _print_json(result.to_dict())
-            return
-        with out.status(f"generating {customers:,} customers × {days} days (seed {seed})…"):
+        with contextlib.nullcontext() if as_json else status:
             result = run_generate(
                 out_dir,
                 customers=customers,
@@ -325,6 +316,9 @@ def generate(
         else:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(int(ExitCode.SPEC_ERROR)) from None
+    if as_json:
+        _print_json(result.to_dict())
+        return
     table = Table(title=f"generated in {out_dir} ({result.seconds:.1f} s)", title_justify="left")
     table.add_column("file")
     table.add_column("rows", justify="right")

@@ -21,6 +21,7 @@ from jingzhun.core._specs import (
     StoreSettings,
 )
 from jingzhun.core._tables import (
+    ARROW_TYPES,
     CONTRACTS,
     LINEAGE_FIELDS,
     STORED_TABLES,
@@ -31,6 +32,7 @@ from jingzhun.core._tables import (
 )
 
 __all__ = [
+    "ARROW_TYPES",
     "CONTRACTS",
     "LINEAGE_FIELDS",
     "PROJECT_FILE",

@@ -20,6 +20,12 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _REGION = re.compile(r"^[A-Z]{2}$")
 
 
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError("must be lower-case letters, digits and _ , starting with a letter")
+    return value
+
+
 def _check_timezone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
@@ -74,12 +80,7 @@ class ProjectSettings(_Spec):
     stores: StoreSettings = Field(default_factory=StoreSettings)
     sources: list[str] = Field(default_factory=lambda: ["sources/*.yml"])
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must be lower-case letters, digits and _ , starting with a letter")
-        return value
+    _name = field_validator("name")(classmethod(lambda cls, value: _check_name(value)))
 
     @field_validator("timezone")
     @classmethod
@@ -183,12 +184,7 @@ class SourceSpec(_Spec):
         description="share of a file's rows that may be quarantined before the file is rejected",
     )
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must be lower-case letters, digits and _ , starting with a letter")
-        return value
+    _name = field_validator("name")(classmethod(lambda cls, value: _check_name(value)))
 
     @field_validator("columns", mode="before")
     @classmethod

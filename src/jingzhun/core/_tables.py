@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import pyarrow as pa
+
 
 class FieldType(StrEnum):
     """Logical column types a source column can be converted to."""
@@ -19,6 +21,19 @@ class FieldType(StrEnum):
     DATE = "date"
     TIMESTAMP = "timestamp"  # stored in UTC
     JSON = "json"  # stored as JSON text
+
+
+# How each logical type is stored: the one map the engine, ingest and the generator share.
+ARROW_TYPES: dict[FieldType, pa.DataType] = {
+    FieldType.STRING: pa.string(),
+    FieldType.INTEGER: pa.int64(),
+    FieldType.DECIMAL: pa.decimal128(18, 4),
+    FieldType.FLOAT: pa.float64(),
+    FieldType.BOOLEAN: pa.bool_(),
+    FieldType.DATE: pa.date32(),
+    FieldType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
+    FieldType.JSON: pa.string(),
+}
 
 
 class Target(StrEnum):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from jingzhun.core import CONTRACTS, FieldType, Target
+from jingzhun.core import ARROW_TYPES, CONTRACTS, Target
 
 
 @dataclass(frozen=True)
@@ -64,19 +64,6 @@ OUTPUT_FILES: tuple[OutputFile, ...] = (
     EVENTS_FILE,
     IDENTITY_TRUTH_FILE,
 )
-
-# The Arrow type of each canonical field type, as the engine stores it (engine.ARROW_TYPES;
-# datagen sits beside the engine, not above it, so it keeps its own copy and a test compares).
-ARROW_TYPES: dict[FieldType, pa.DataType] = {
-    FieldType.STRING: pa.string(),
-    FieldType.INTEGER: pa.int64(),
-    FieldType.DECIMAL: pa.decimal128(18, 4),
-    FieldType.FLOAT: pa.float64(),
-    FieldType.BOOLEAN: pa.bool_(),
-    FieldType.DATE: pa.date32(),
-    FieldType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-    FieldType.JSON: pa.string(),
-}
 
 
 def arrow_schema(output: OutputFile) -> pa.Schema:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jingzhun.core import EngineKind, EngineSettings
-from jingzhun.engine._base import ARROW_TYPES, Engine, arrow_schema
+from jingzhun.core import ARROW_TYPES, EngineKind, EngineSettings
+from jingzhun.engine._base import Engine, arrow_schema
 from jingzhun.engine._duckdb import DuckDBEngine
 
 

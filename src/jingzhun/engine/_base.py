@@ -17,18 +17,7 @@ import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 
-from jingzhun.core import EngineKind, FieldType, TableContract
-
-ARROW_TYPES: dict[FieldType, pa.DataType] = {
-    FieldType.STRING: pa.string(),
-    FieldType.INTEGER: pa.int64(),
-    FieldType.DECIMAL: pa.decimal128(18, 4),
-    FieldType.FLOAT: pa.float64(),
-    FieldType.BOOLEAN: pa.bool_(),
-    FieldType.DATE: pa.date32(),
-    FieldType.TIMESTAMP: pa.timestamp("us", tz="UTC"),
-    FieldType.JSON: pa.string(),
-}
+from jingzhun.core import ARROW_TYPES, EngineKind, TableContract
 
 
 def arrow_schema(contract: TableContract, extra: tuple[Any, ...] = ()) -> pa.Schema:
