@@ -28,16 +28,6 @@ def test_missing_project_names_the_folder(tmp_path: Path) -> None:
 
 def test_errors_name_file_line_field_and_allowed_values(tmp_path: Path) -> None:
     init_project(tmp_path)
-    spec = tmp_path / "sources" / "web.yml"
-    spec.write_text(
-        "name: web\n"
-        "path: data/*.csv\n"
-        "target: orders\n"
-        "columns:\n"
-        "  order_id: id\n"
-        "  ordered_at: {from: t, type: timestmp}\n"
-        "  colour: c\n"
-    )
     (tmp_path / "jingzhun.yml").write_text(
         "name: shop\ntimezone: Mars/Olympus\nengine:\n  kind: oracle\n"
     )
