@@ -22,15 +22,16 @@ def test_chinese_phones_in_every_spelling() -> None:
 
 
 def test_uk_phones_and_refusals() -> None:
-    out = normalize_phones(
-        pa.array(["07700 900123", "+44 (0)7911 123456", "12", "call me", None]), "GB"
-    )
-    assert out.values.to_pylist()[:2] == ["+447700900123", "+447911123456"]
+    raw = ["07911 123457", "+44 (0)7911 123456", "12", "call me", None, "07700 900123"]
+    out = normalize_phones(pa.array(raw), "GB")
+    assert out.values.to_pylist()[:2] == ["+447911123457", "+447911123456"]
     reasons = out.reasons.to_pylist()
     assert reasons[0] is None and reasons[1] is None
     assert reasons[2].startswith("not a")
     assert reasons[3].startswith("not a phone number")
     assert reasons[4] is None  # empty is not an error
+    # Ofcom's drama range (07700 900xxx) is reserved for fiction: never a real customer
+    assert reasons[5] == "not a valid phone number for region GB"
 
 
 def test_keyed_hash_hides_id_numbers() -> None:
