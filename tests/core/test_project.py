@@ -111,3 +111,22 @@ def test_unknown_source_lists_known_ones(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="unknown source 'shop'; sources in this project: web"):
         project.source("shop")
     assert any("matches no file" in w for w in project.warnings)
+
+
+def test_identity_settings_and_secret(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    (tmp_path / "jingzhun.yml").write_text(
+        "name: shop\nidentity:\n  max_nodes_per_identifier: 1\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_project(tmp_path)
+    assert caught.value.problems[0].line == 3
+    (tmp_path / "jingzhun.yml").write_text(
+        "name: shop\nidentity:\n  blocklist: ['4000000000']\n  merge_threshold: 0.995\n"
+    )
+    project = load_project(tmp_path)
+    assert project.settings.identity.blocklist == ["4000000000"]
+    key = project.secret("identity")
+    assert len(key) == 32
+    assert project.secret("identity") == key  # stable across calls
+    assert (tmp_path / "state" / "keys" / "identity.key").stat().st_mode & 0o077 == 0

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -85,6 +87,22 @@ class Project:
             raise NotFoundError(
                 f"unknown source '{name}'; sources in this project: {known}"
             ) from None
+
+    def secret(self, name: str) -> bytes:
+        """A project secret (for keyed hashes): env ``JINGZHUN_SECRET_<NAME>`` or a key file.
+
+        The key file ``state/keys/<name>.key`` is created with 32 random bytes on first use;
+        ``state/`` is never committed. Losing it means ID-number hashes no longer match.
+        """
+        env = os.environ.get(f"JINGZHUN_SECRET_{name.upper()}")
+        if env:
+            return env.encode()
+        path = self.root / "state" / "keys" / f"{name}.key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(secrets.token_bytes(32))
+            path.chmod(0o600)
+        return path.read_bytes()
 
     def source_paths(self, name: str) -> list[Path]:
         """Files the source's ``path`` (a glob) matches now, sorted for a stable load order."""

@@ -69,6 +69,30 @@ class StoreSettings(_Spec):
     operational: str = "sqlite:///state/operational.db"
 
 
+class IdentityConfig(_Spec):
+    """``identity:`` in jingzhun.yml — how carefully records are merged into one customer."""
+
+    max_nodes_per_identifier: int = Field(
+        5, ge=2, description="an e-mail or phone shared by more customer records links none"
+    )
+    blocklist: list[str] = Field(
+        default_factory=list, description="placeholder values that never link (added to defaults)"
+    )
+    allow_same_source_merge: bool = Field(
+        False, description="may two different customer ids of one source become one customer"
+    )
+    merge_threshold: float = Field(0.99, gt=0.0, le=1.0)
+    review_threshold: float = Field(0.90, gt=0.0, le=1.0)
+
+
+class ProfilesConfig(_Spec):
+    """``profiles:`` in jingzhun.yml — which source wins an attribute, tag windows."""
+
+    source_priority: list[str] = Field(
+        default_factory=list, description="source names, most trusted first"
+    )
+
+
 class ProjectSettings(_Spec):
     """``jingzhun.yml``: the whole project's settings."""
 
@@ -79,6 +103,8 @@ class ProjectSettings(_Spec):
     engine: EngineSettings = Field(default_factory=EngineSettings)
     stores: StoreSettings = Field(default_factory=StoreSettings)
     sources: list[str] = Field(default_factory=lambda: ["sources/*.yml"])
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    profiles: ProfilesConfig = Field(default_factory=ProfilesConfig)
 
     _name = field_validator("name")(classmethod(lambda cls, value: _check_name(value)))
 
