@@ -73,16 +73,17 @@ class IdentityConfig(_Spec):
     """``identity:`` in jingzhun.yml — how carefully records are merged into one customer."""
 
     max_nodes_per_identifier: int = Field(
-        5, ge=2, description="an e-mail or phone shared by more customer records links none"
+        default=5, ge=2, description="an e-mail or phone shared by more customer records links none"
     )
     blocklist: list[str] = Field(
         default_factory=list, description="placeholder values that never link (added to defaults)"
     )
     allow_same_source_merge: bool = Field(
-        False, description="may two different customer ids of one source become one customer"
+        default=False,
+        description="may two different customer ids of one source become one customer",
     )
-    merge_threshold: float = Field(0.99, gt=0.0, le=1.0)
-    review_threshold: float = Field(0.90, gt=0.0, le=1.0)
+    merge_threshold: float = Field(default=0.99, gt=0.0, le=1.0)
+    review_threshold: float = Field(default=0.90, gt=0.0, le=1.0)
 
 
 class ProfilesConfig(_Spec):
