@@ -185,6 +185,100 @@ def ingest(
         raise typer.Exit(int(ExitCode.DATA_ERROR))
 
 
+identity_app = typer.Typer(help="Resolve records into customers; review and unmerge.")
+app.add_typer(identity_app, name="identity")
+AsOfOption = Annotated[str | None, typer.Option(help="As it stood on this date (YYYY-MM-DD).")]
+ByOption = Annotated[str, typer.Option(help="Who decides (kept in the store).")]
+
+
+@identity_app.command("build")
+@handles_errors
+def identity_build(
+    as_of: AsOfOption = None, project: ProjectOption = Path("."), as_json: JsonOption = False
+) -> None:
+    """Rebuild identity_map and merge_log from the raw tables, review decisions and splits."""
+    with Workspace.open(project) as ws:
+        report = ws.identity.build(_parse_date(as_of))
+    if as_json:
+        _print_json(report.to_dict())
+        return
+    table = Table(title="identity build", title_justify="left")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in report.to_dict().items():
+        table.add_row(
+            key, json.dumps(value, default=_default) if isinstance(value, dict) else str(value)
+        )
+    out.print(table)
+
+
+@identity_app.command("review")
+@handles_errors
+def identity_review(project: ProjectOption = Path("."), as_json: JsonOption = False) -> None:
+    """List pairs waiting for a decision, with their match weights."""
+    with Workspace.open(project) as ws:
+        pending = ws.identity.pending_reviews()
+    if as_json:
+        _print_json(pending.to_pylist())
+        return
+    out.print(_arrow_table(f"pairs to review ({pending.num_rows})", pending))
+    out.print("decide with [bold]jingzhun identity accept|reject NODE_A NODE_B[/]")
+
+
+def _decide(node_a: str, node_b: str, accept: bool, by: str, project: Path, as_json: bool) -> None:
+    with Workspace.open(project) as ws:
+        ws.identity.decide(node_a, node_b, accept=accept, by=by)
+    verdict = "accepted" if accept else "rejected"
+    if as_json:
+        _print_json({"node_a": node_a, "node_b": node_b, "decision": verdict})
+    else:
+        out.print(f"{verdict}: {node_a} ~ {node_b} (used by every later build)", highlight=False)
+
+
+@identity_app.command("accept")
+@handles_errors
+def identity_accept(
+    node_a: str,
+    node_b: str,
+    by: ByOption = "cli",
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Accept a reviewed pair: they are one customer."""
+    _decide(node_a, node_b, True, by, project, as_json)
+
+
+@identity_app.command("reject")
+@handles_errors
+def identity_reject(
+    node_a: str,
+    node_b: str,
+    by: ByOption = "cli",
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Reject a reviewed pair: never merge them on a probability."""
+    _decide(node_a, node_b, False, by, project, as_json)
+
+
+@identity_app.command("unmerge")
+@handles_errors
+def identity_unmerge(
+    customer: Annotated[str, typer.Argument(help="customer_key (or any node key in it).")],
+    node: Annotated[str, typer.Argument(help="Node key to split off, e.g. c:crm:1234.")],
+    by: ByOption = "cli",
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Split a record off a customer; later builds keep them apart."""
+    with Workspace.open(project) as ws:
+        splits = ws.identity.unmerge(customer, node, by=by)
+    if as_json:
+        _print_json({"customer": customer, "node": node, "splits": splits})
+    else:
+        out.print(f"split {node} off {customer} ({splits} pair(s) kept apart); run identity build")
+
+
 @app.command()
 @handles_errors
 def quarantine(

@@ -6,7 +6,19 @@ inside the project folder, or in PostgreSQL when several processes or machines s
 Its schema is migrated with Alembic scripts that ship inside this package.
 """
 
-from jingzhun.store._models import RunStatus
+from jingzhun.store._models import (
+    IdentityDecision,
+    IdentityDecisionKind,
+    IdentitySplit,
+    RunStatus,
+)
 from jingzhun.store._store import OperationalStore, RunRecord
 
-__all__ = ["OperationalStore", "RunRecord", "RunStatus"]
+__all__ = [
+    "IdentityDecision",
+    "IdentityDecisionKind",
+    "IdentitySplit",
+    "OperationalStore",
+    "RunRecord",
+    "RunStatus",
+]

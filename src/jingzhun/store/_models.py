@@ -10,7 +10,18 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, DateTime, Dialect, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -80,3 +91,50 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16))
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class IdentityDecisionKind(StrEnum):
+    """A reviewer's answer about a candidate pair of customer records."""
+
+    ACCEPT = "accept"
+    REJECT = "reject"
+
+
+class IdentityDecision(Base):
+    """A person's decision on a pair the probabilistic matcher proposed; the latest one per
+    pair counts, and every later identity build reuses it.
+    """
+
+    __tablename__ = "identity_decisions"
+    __table_args__ = (
+        CheckConstraint("decision IN ('accept', 'reject')", name="decision"),
+        # The pair is stored ordered (node_a sorts first in Python); the database checks only
+        # that it is a pair, since collations order text differently.
+        CheckConstraint("node_a <> node_b", name="pair"),
+        Index("ix_identity_decisions_pair", "node_a", "node_b"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    node_a: Mapped[str] = mapped_column(Text)
+    node_b: Mapped[str] = mapped_column(Text)
+    decision: Mapped[str] = mapped_column(String(8))
+    decided_by: Mapped[str] = mapped_column(Text)
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    match_weight: Mapped[float | None] = mapped_column(Float)
+
+
+class IdentitySplit(Base):
+    """A pair a person split apart (never one customer): written by an unmerge, beats any link."""
+
+    __tablename__ = "identity_splits"
+    __table_args__ = (
+        CheckConstraint("node_a <> node_b", name="pair"),
+        UniqueConstraint("node_a", "node_b", name="uq_identity_splits_pair"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    node_a: Mapped[str] = mapped_column(Text)
+    node_b: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

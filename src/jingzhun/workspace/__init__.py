@@ -1,5 +1,5 @@
 """The Python facade: ``Workspace.open(path)`` with ``.ingest``, ``.measure`` and the rest."""
 
-from jingzhun.workspace._workspace import IngestPart, MeasurePart, Workspace
+from jingzhun.workspace._workspace import IdentityPart, IngestPart, MeasurePart, Workspace
 
-__all__ = ["IngestPart", "MeasurePart", "Workspace"]
+__all__ = ["IdentityPart", "IngestPart", "MeasurePart", "Workspace"]

@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from jingzhun.core import Project, load_project
 from jingzhun.engine import Engine, connect
+from jingzhun.identity import IdentityReport, IdentityResolver, IdentitySettings
 from jingzhun.ingest import (
     FileReport,
     LoadReport,
@@ -62,6 +63,44 @@ class IngestPart:
         return quarantine_counts(self._ws.engine)
 
 
+class IdentityPart:
+    """``ws.identity``: resolve records into customers; review, accept, reject, unmerge."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    @property
+    def resolver(self) -> IdentityResolver:
+        """The resolver over this project's warehouse, store and identity settings."""
+        settings = IdentitySettings.from_project(self._ws.project)
+        return IdentityResolver(self._ws.engine, self._ws.store, settings)
+
+    def build(
+        self, as_of: date | None = None, probabilistic_pairs: pa.Table | None = None
+    ) -> IdentityReport:
+        """Rebuild ``identity_map`` and ``merge_log``; recorded as a run."""
+        run_id = self._ws.store.start_run("identity build", self._ws.project.name)
+        try:
+            report = self.resolver.build(as_of, probabilistic_pairs)
+        except Exception as exc:
+            self._ws.store.finish_run(run_id, "failed", {}, error=str(exc))
+            raise
+        self._ws.store.finish_run(run_id, "ok", report.to_dict())
+        return report
+
+    def pending_reviews(self) -> pa.Table:
+        """Pairs waiting for a person's decision, with their match weights."""
+        return self.resolver.pending_reviews()
+
+    def decide(self, node_a: str, node_b: str, *, accept: bool, by: str) -> None:
+        """Accept or reject a pair; every later build reuses the decision."""
+        self.resolver.decide(node_a, node_b, accept, by)
+
+    def unmerge(self, customer: str, node: str, *, by: str) -> int:
+        """Split ``node`` off ``customer``; later builds keep them apart."""
+        return self.resolver.unmerge(customer, node, by)
+
+
 class MeasurePart:
     """``ws.measure``: figures and reports over the warehouse."""
 
@@ -103,6 +142,7 @@ class Workspace:
         self._engine: Engine | None = None
         self._store: OperationalStore | None = None
         self.ingest = IngestPart(self)
+        self.identity = IdentityPart(self)
         self.measure = MeasurePart(self)
 
     @classmethod
