@@ -122,3 +122,40 @@ def test_generate(tmp_path: Path) -> None:
     result = runner.invoke(app, ["generate", str(tmp_path / "h"), "--region", "mars"])
     assert result.exit_code == ExitCode.SPEC_ERROR
     assert "region 'MARS' is not supported" in result.stderr
+
+
+def test_identity_match_command(tmp_path: Path) -> None:
+    crm = tmp_path / "crm.csv"
+    crm.write_text(
+        "id,姓名,手机,生日,城市\n"
+        "1,王伟,13800138001,1990-03-04,北京\n"
+        "2,王伟,138-0013-8001,1990-04-03,北京\n"  # same person: phone spelling, day/month swap
+        "3,王伟,13912345678,1985-01-01,北京\n"  # a namesake
+        "4,李娜,+86 139 1111 2222,1992-05-06,上海\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    code, payload = _json(
+        ["identity", "match", str(crm), "--id-column", "id", "--out", str(out),
+         "--project", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, payload
+    assert payload["records"] == 4
+    rows = out.read_text(encoding="utf-8").splitlines()
+    clusters = {line.split(",")[0].strip('"'): line.split(",")[5].strip('"') for line in rows[1:]}
+    assert clusters == {"1": "1", "2": "1", "3": "3", "4": "4"}
+    result = runner.invoke(app, ["identity", "match", str(crm), "--id-column", "nope",
+                                 "--out", str(out), "--project", str(tmp_path)])  # fmt: skip
+    assert result.exit_code != 0
+    assert "nope" in result.stderr
+
+
+def test_identity_build_and_review_commands(tmp_path: Path) -> None:
+    make_project(tmp_path)
+    write_csv(tmp_path, "a.csv", LINES)
+    assert _json(["ingest", "--project", str(tmp_path)])[0] == 0
+    code, payload = _json(["identity", "build", "--project", str(tmp_path)])
+    assert code == 0, payload
+    assert payload["customers"] == 4  # 17850, 13047, 14527, 12583
+    code, pending = _json(["identity", "review", "--project", str(tmp_path)])
+    assert code == 0 and pending == []

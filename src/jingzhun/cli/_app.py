@@ -194,11 +194,16 @@ ByOption = Annotated[str, typer.Option(help="Who decides (kept in the store).")]
 @identity_app.command("build")
 @handles_errors
 def identity_build(
-    as_of: AsOfOption = None, project: ProjectOption = Path("."), as_json: JsonOption = False
+    as_of: AsOfOption = None,
+    probabilistic: Annotated[
+        bool, typer.Option(help="Also match records with splink (names, dates, fuzzy contacts).")
+    ] = True,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
 ) -> None:
     """Rebuild identity_map and merge_log from the raw tables, review decisions and splits."""
     with Workspace.open(project) as ws:
-        report = ws.identity.build(_parse_date(as_of))
+        report = ws.identity.build(_parse_date(as_of), probabilistic=probabilistic)
     if as_json:
         _print_json(report.to_dict())
         return
@@ -259,6 +264,61 @@ def identity_reject(
 ) -> None:
     """Reject a reviewed pair: never merge them on a probability."""
     _decide(node_a, node_b, False, by, project, as_json)
+
+
+@identity_app.command("match")
+@handles_errors
+def identity_match(
+    input_path: Annotated[Path, typer.Argument(help="CSV export to deduplicate (UTF-8).")],
+    id_column: Annotated[str, typer.Option("--id-column", help="Column with the record id.")],
+    output: Annotated[Path, typer.Option("--out", help="CSV to write, with cluster_id.")],
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="field=column, e.g. --map phone=Mobile (repeatable)."),
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="Phone region (default: the project's, else CN).")
+    ] = None,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Deduplicate a CRM export with splink: every record gets a cluster_id."""
+    from jingzhun.core import PROJECT_FILE, SpecError, SpecProblem
+    from jingzhun.identity import MatchThresholds, match_file
+
+    overrides: dict[str, str] = {}
+    for item in mapping or []:
+        field, sep, column = item.partition("=")
+        if not sep or not field or not column:
+            raise SpecError([SpecProblem(Path("--map"), None, item, "expected field=column")])
+        overrides[field.strip()] = column.strip()
+    if (project / PROJECT_FILE).exists():
+        with Workspace.open(project) as ws:
+            config = ws.project.settings.identity
+            chosen_region = region or ws.project.settings.region
+            thresholds = MatchThresholds(
+                merge=config.merge_threshold, review=config.review_threshold
+            )
+            blocklist = tuple(config.blocklist)
+    else:
+        chosen_region, thresholds, blocklist = region or "CN", MatchThresholds(), ()
+    status = out.status(f"matching {input_path}…")
+    with contextlib.nullcontext() if as_json else status:
+        summary = match_file(
+            input_path,
+            output,
+            id_column=id_column,
+            column_overrides=overrides or None,
+            region=chosen_region.upper(),
+            thresholds=thresholds,
+            blocklist=blocklist,
+        )
+    if as_json:
+        _print_json(summary.to_dict())
+        return
+    for key, value in summary.to_dict().items():
+        out.print(f"  {key}: {value}", highlight=False)
+    out.print(f"written to [bold]{output}[/]")
 
 
 @identity_app.command("unmerge")

@@ -107,6 +107,7 @@ _PROBABLE_SCHEMA = pa.schema(
         ("node_b", pa.string()),
         ("match_weight", pa.float64()),
         ("match_probability", pa.float64()),
+        ("held", pa.bool_()),  # the matcher's own rules kept it from merging (household, ...)
     ]
 )
 WHY_BETWEEN = "between the review and merge thresholds"
@@ -494,15 +495,29 @@ def _probable_pairs(pairs: pa.Table | None) -> pa.Table:
     )
     low = pc.min_element_wise(a, b)
     high = pc.max_element_wise(a, b)
-    return pa.table(
+    # A matcher that decides per pair (jingzhun's splink matcher does) may hold a pair back
+    # from merging whatever its probability: such a pair can reach review, never a merge.
+    if "decision" in pairs.column_names:
+        decision = pairs["decision"].cast(pa.string())
+        held = pc.fill_null(pc.not_equal(decision, "merge"), True)
+    else:
+        held = pa.repeat(pa.scalar(False), pairs.num_rows)
+    out = pa.table(
         {
             "node_a": low,
             "node_b": high,
             "match_weight": pairs["match_weight"].cast(pa.float64()),
             "match_probability": pairs["match_probability"].cast(pa.float64()),
+            "held": held,
         },
         schema=_PROBABLE_SCHEMA,
-    ).filter(pc.not_equal(low, high))
+    )
+    keep = pc.not_equal(low, high)
+    if "decision" in pairs.column_names:
+        keep = pc.and_(
+            keep, pc.fill_null(pc.not_equal(pairs["decision"].cast(pa.string()), "no"), True)
+        )
+    return out.filter(keep)
 
 
 def _both_known(pairs: ir.Table, nodes: ir.Table) -> ir.Table:
@@ -531,7 +546,7 @@ def _route_pairs(
     na, nb = nodes.view(), nodes.view()
     joined = pairs.join(na, pairs.node_a == na.node).join(nb, pairs.node_b == nb.node)
     same_source = na.guarded & nb.guarded & (na.node_source == nb.node_source)
-    strong = pairs.match_probability >= settings.merge_threshold
+    strong = (pairs.match_probability >= settings.merge_threshold) & ~pairs.held
     weight = pairs.match_weight.round(2).cast("string")
     merge = joined.filter(strong & ~same_source).select(
         node_a=pairs.node_a,

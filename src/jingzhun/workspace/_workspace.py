@@ -11,7 +11,15 @@ import pyarrow as pa
 
 from jingzhun.core import Project, load_project
 from jingzhun.engine import Engine, connect
-from jingzhun.identity import IdentityReport, IdentityResolver, IdentitySettings
+from jingzhun.identity import (
+    IdentityReport,
+    IdentityResolver,
+    IdentitySettings,
+    MatchSummary,
+    MatchThresholds,
+    match_file,
+    probabilistic_pairs,
+)
 from jingzhun.ingest import (
     FileReport,
     LoadReport,
@@ -75,13 +83,19 @@ class IdentityPart:
         settings = IdentitySettings.from_project(self._ws.project)
         return IdentityResolver(self._ws.engine, self._ws.store, settings)
 
-    def build(
-        self, as_of: date | None = None, probabilistic_pairs: pa.Table | None = None
-    ) -> IdentityReport:
-        """Rebuild ``identity_map`` and ``merge_log``; recorded as a run."""
+    def build(self, as_of: date | None = None, *, probabilistic: bool = True) -> IdentityReport:
+        """Rebuild ``identity_map`` and ``merge_log`` (deterministic links, then splink's
+        pairs unless ``probabilistic`` is False); recorded as a run.
+        """
         run_id = self._ws.store.start_run("identity build", self._ws.project.name)
         try:
-            report = self.resolver.build(as_of, probabilistic_pairs)
+            resolver = self.resolver
+            pairs = (
+                probabilistic_pairs(self._ws.engine, resolver.settings, as_of)
+                if probabilistic
+                else None
+            )
+            report = resolver.build(as_of, pairs)
         except Exception as exc:
             self._ws.store.finish_run(run_id, "failed", {}, error=str(exc))
             raise
@@ -95,6 +109,28 @@ class IdentityPart:
     def decide(self, node_a: str, node_b: str, *, accept: bool, by: str) -> None:
         """Accept or reject a pair; every later build reuses the decision."""
         self.resolver.decide(node_a, node_b, accept, by)
+
+    def match_file(
+        self,
+        input_path: Path,
+        output_path: Path,
+        *,
+        id_column: str,
+        column_overrides: dict[str, str] | None = None,
+    ) -> MatchSummary:
+        """Deduplicate a CRM export: every record with a ``cluster_id``."""
+        config = self._ws.project.settings.identity
+        return match_file(
+            input_path,
+            output_path,
+            id_column=id_column,
+            column_overrides=column_overrides,
+            region=self._ws.project.settings.region,
+            thresholds=MatchThresholds(
+                merge=config.merge_threshold, review=config.review_threshold
+            ),
+            blocklist=tuple(config.blocklist),
+        )
 
     def unmerge(self, customer: str, node: str, *, by: str) -> int:
         """Split ``node`` off ``customer``; later builds keep them apart."""
