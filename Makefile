@@ -54,6 +54,7 @@ test: lint java
 bench: $(VENV)/.installed-test java
 	@echo "==> benchmarks (figures written to benchmarks/results/)"
 	$(BIN)/python -m benchmarks.ingest_parquet
+	$(BIN)/python -m benchmarks.identity_match
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
