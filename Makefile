@@ -55,6 +55,7 @@ bench: $(VENV)/.installed-test java
 	@echo "==> benchmarks (figures written to benchmarks/results/)"
 	$(BIN)/python -m benchmarks.ingest_parquet
 	$(BIN)/python -m benchmarks.identity_match
+	$(BIN)/python -m benchmarks.profiles
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -115,9 +115,7 @@ def test_unknown_source_lists_known_ones(tmp_path: Path) -> None:
 
 def test_identity_settings_and_secret(tmp_path: Path) -> None:
     init_project(tmp_path)
-    (tmp_path / "jingzhun.yml").write_text(
-        "name: shop\nidentity:\n  max_nodes_per_identifier: 1\n"
-    )
+    (tmp_path / "jingzhun.yml").write_text("name: shop\nidentity:\n  max_nodes_per_identifier: 1\n")
     with pytest.raises(SpecError) as caught:
         load_project(tmp_path)
     assert caught.value.problems[0].line == 3

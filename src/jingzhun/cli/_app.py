@@ -341,6 +341,60 @@ def identity_unmerge(
 
 @app.command()
 @handles_errors
+def build(
+    as_of: AsOfOption = None,
+    probabilistic: Annotated[
+        bool, typer.Option(help="Also match records with splink during identity resolution.")
+    ] = True,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Resolve identities, then build profiles and tags as they stood on --as-of (default today)."""
+    cutoff = _parse_date(as_of)
+    with Workspace.open(project) as ws:
+        identity, profiles = ws.build(cutoff, probabilistic=probabilistic)
+    if as_json:
+        _print_json({"identity": identity.to_dict(), "profiles": profiles.to_dict()})
+        return
+    summary = profiles.to_dict()
+    out.print(
+        f"identity: {identity.nodes:,} records → {identity.customers:,} customers; "
+        f"profiles as of {summary.get('as_of')}: {summary.get('customers', 0):,}",
+        highlight=False,
+    )
+    segments = Table(title="RFM segments", title_justify="left")
+    segments.add_column("segment")
+    segments.add_column("customers", justify="right")
+    for name, count in (summary.get("segments") or {}).items():
+        segments.add_row(str(name), f"{count:,}")
+    out.print(segments)
+
+
+profile_app = typer.Typer(help="One customer's profile: the 360° view.")
+app.add_typer(profile_app, name="profile")
+
+
+@profile_app.command("show")
+@handles_errors
+def profile_show(
+    customer: Annotated[str, typer.Argument(help="customer_key, source id, e-mail or phone.")],
+    unmasked: Annotated[
+        bool, typer.Option("--unmasked", help="Show PII in clear (only for those who may).")
+    ] = False,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Identifiers, attributes, tags, recent events and orders of one customer."""
+    with Workspace.open(project) as ws:
+        view = ws.profiles.show(customer, mask_pii=not unmasked)
+    if as_json:
+        _print_json(view)
+        return
+    out.print_json(json.dumps(view, default=_default, ensure_ascii=False))
+
+
+@app.command()
+@handles_errors
 def quarantine(
     source: Annotated[str | None, typer.Option(help="Only this source.")] = None,
     limit: Annotated[int, typer.Option(help="How many rows to show.")] = 20,

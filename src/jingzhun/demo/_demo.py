@@ -22,6 +22,7 @@ SAMPLE = "online_retail_sample.csv.gz"
 # (2010-12-01 to 2011-12-09), so both sit on one time axis and in one currency.
 DEMO_START = date(2010, 12, 1)
 DEMO_DAYS = 374
+DEMO_AS_OF = date(2011, 12, 10)  # the day after the sample's last invoice
 ATTRIBUTION = (
     "Online Retail sample: UCI Machine Learning Repository data set 352, donated by "
     "Dr Daqing Chen (London South Bank University), CC BY 4.0, doi:10.24432/C5BW33. "
@@ -33,6 +34,12 @@ identity:
   # The generator writes a person's web (W-) and till (S-) records into one source file;
   # in a real project they arrive from two systems and this stays false.
   allow_same_source_merge: true
+"""
+
+DEMO_PROFILE_SETTINGS = """\
+# The demo's history (2010-2011) is loaded today: count it as a backfill when building
+# profiles as of 2011-12-10.
+include_late_loads: true
 """
 
 SAMPLE_SPEC = """\
@@ -130,6 +137,7 @@ def run_demo(
         init_project(root, name="demo", timezone="Europe/London", currency="GBP", region="GB")
         with (root / PROJECT_FILE).open("a", encoding="utf-8") as handle:
             handle.write(DEMO_IDENTITY)
+        (root / "tags" / "_settings.yml").write_text(DEMO_PROFILE_SETTINGS, encoding="utf-8")
     data = root / "data"
     _copy_sample(data)
     (root / "sources" / "online_retail_sample.yml").write_text(SAMPLE_SPEC, encoding="utf-8")
@@ -156,12 +164,23 @@ def run_demo(
                 tell(f"  {report.source}: REJECTED — {report.error}")
 
         load = ws.ingest.run(on_file=on_file)
-        tell("resolving identities…")
-        identity = ws.identity.build().to_dict()
+        tell("resolving identities, building profiles and tags as of 2011-12-10…")
+        identity_report, profile_report = ws.build(DEMO_AS_OF)
+        identity = identity_report.to_dict()
+        profiles = profile_report.to_dict()
         tell(
             f"  {identity.get('nodes', 0):,} records → {identity.get('customers', 0):,} "
-            f"customers ({identity.get('merges', {})})"
+            f"customers; merges by reason: {identity.get('merges', {})}"
         )
+        tell(f"  RFM segments: {profiles.get('segments', {})}")
+        champion = _a_champion(ws)
+        view_path = None
+        if champion is not None:
+            view_path = root / "reports" / "profile_360.json"
+            view_path.parent.mkdir(parents=True, exist_ok=True)
+            view = ws.profiles.show(champion)
+            view_path.write_text(json.dumps(view, indent=2, default=str, ensure_ascii=False))
+            tell(f"  one Champion's 360° view (PII masked): {view_path}")
         counts = ws.ingest.quarantine_counts().to_pylist()
         notes = [ATTRIBUTION]
         notes += [
@@ -177,3 +196,13 @@ def run_demo(
         report = ws.measure.report(notes=notes)
         tables = ws.tables()
     return DemoResult(root, report, load, tables)
+
+
+def _a_champion(ws: Workspace) -> str | None:
+    """The highest-spending Champion (ties by key), whose 360° view the demo shows."""
+    if not ws.engine.exists("profiles"):
+        return None
+    p = ws.engine.read("profiles")
+    best = p.filter(p.rfm_segment == "Champions").order_by([p.monetary.desc(), p.customer_key])
+    rows = ws.engine.execute(best.select("customer_key").limit(1)).to_pylist()
+    return str(rows[0]["customer_key"]) if rows else None

@@ -213,7 +213,9 @@ def _read(engine: Engine, target: Target) -> ir.Table | None:
 
 
 def _blank_to_null(column: ir.StringValue) -> ir.StringValue:
-    return column.strip().nullif("")
+    # Not .strip(): on Spark, Ibis prints TRIM(' \t\n\r\v\f' FROM x) and Spark reads \f and \v
+    # as the letters f and v ("food" would lose its f).
+    return column.re_replace(r"^\s+|\s+$", "").nullif("")
 
 
 def _latest(table: ir.Table, key: str) -> ir.Table:

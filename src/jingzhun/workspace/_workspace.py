@@ -28,6 +28,14 @@ from jingzhun.ingest import (
     quarantine_summary,
 )
 from jingzhun.measure import Overview, overview, write_overview_report
+from jingzhun.profile import (
+    ProfileReport,
+    ProfileSettings,
+    build_profiles,
+    load_profile_settings,
+    load_tag_specs,
+    profile_view,
+)
 from jingzhun.store import OperationalStore
 
 
@@ -137,6 +145,38 @@ class IdentityPart:
         return self.resolver.unmerge(customer, node, by)
 
 
+class ProfilesPart:
+    """``ws.profiles``: one row per customer with tags, as it stood on a date; the 360° view."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    @property
+    def settings(self) -> ProfileSettings:
+        """Profile settings from ``tags/_settings.yml`` (defaults when the file is absent)."""
+        return load_profile_settings(self._ws.project.root / "tags" / "_settings.yml")
+
+    def build(self, as_of: date | None = None) -> ProfileReport:
+        """Build ``profiles`` and extend ``tag_history`` as of a date (default: today)."""
+        tags_dir = self._ws.project.root / "tags"
+        settings = self.settings
+        tags = load_tag_specs(tags_dir) if tags_dir.is_dir() else []
+        run_id = self._ws.store.start_run("profiles build", self._ws.project.name)
+        try:
+            report = build_profiles(
+                self._ws.engine, as_of=as_of or date.today(), settings=settings, tags=tags
+            )
+        except Exception as exc:
+            self._ws.store.finish_run(run_id, "failed", {}, error=str(exc))
+            raise
+        self._ws.store.finish_run(run_id, "ok", report.to_dict())
+        return report
+
+    def show(self, customer: str, *, mask_pii: bool = True) -> dict[str, Any]:
+        """The 360° view of a customer_key, a source customer id, an e-mail or a phone."""
+        return profile_view(self._ws.engine, customer, mask_pii=mask_pii)
+
+
 class MeasurePart:
     """``ws.measure``: figures and reports over the warehouse."""
 
@@ -179,6 +219,7 @@ class Workspace:
         self._store: OperationalStore | None = None
         self.ingest = IngestPart(self)
         self.identity = IdentityPart(self)
+        self.profiles = ProfilesPart(self)
         self.measure = MeasurePart(self)
 
     @classmethod
@@ -202,6 +243,18 @@ class Workspace:
             )
             self._store.migrate()
         return self._store
+
+    def build(
+        self, as_of: date | None = None, *, probabilistic: bool = True
+    ) -> tuple[IdentityReport, ProfileReport]:
+        """Resolve identities, then build profiles as they stood on ``as_of``.
+
+        With ``include_late_loads`` (a backfill of history loaded later than it happened)
+        identity uses every loaded record; otherwise only what was loaded by ``as_of``.
+        """
+        late = self.profiles.settings.include_late_loads
+        identity = self.identity.build(None if late else as_of, probabilistic=probabilistic)
+        return identity, self.profiles.build(as_of)
 
     def tables(self) -> dict[str, int]:
         """Warehouse tables and their row counts."""
