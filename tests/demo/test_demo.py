@@ -27,6 +27,12 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     assert sample.rows_quarantined > 0
     assert {"gen_customers", "gen_order_lines", "gen_events", "gen_products"} <= set(by_source)
     assert result.tables["raw_customers"] > 300
+    # identities resolved, profiles built, one 360° view written with PII masked
+    assert result.tables["identity_map"] > 0
+    assert result.tables["profiles"] > 0
+    view = json.loads((tmp_path / "demo" / "reports" / "profile_360.json").read_text())
+    assert view["tags"]["rfm_segment"] == "Champions"
+    assert view["masked"] is True
 
     again = run_demo(tmp_path / "demo", customers=300, seed=7, say=messages.append)
     assert {f.status for f in again.load.files} == {FileStatus.UNCHANGED}
