@@ -292,6 +292,7 @@ def test_overview_of_an_empty_warehouse(engine: Engine) -> None:
         ],
         "events": None,
         "events_by_type": None,
+        "rfm_segments": None,
         "net_revenue": 0.0,
         "average_order_value": None,
     }

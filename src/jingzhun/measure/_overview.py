@@ -117,6 +117,7 @@ class Overview:
     customers_by_orders: tuple[CountFigure, ...]
     events: int | None
     events_by_type: tuple[CountFigure, ...] | None
+    rfm_segments: tuple[CountFigure, ...] | None = None  # from the profiles table, if built
 
     @property
     def net_revenue(self) -> Decimal:
@@ -201,6 +202,7 @@ def overview(engine: Engine, *, currency: str, as_of: dt.date | None = None) -> 
         customers_by_orders=_customers_by_orders(engine, orders),
         events=sum(e.count for e in events_by_type) if events_by_type is not None else None,
         events_by_type=events_by_type,
+        rfm_segments=_rfm_segments(engine),
     )
 
 
@@ -464,6 +466,20 @@ def _unmatched_lines(
     known = raw_orders.select(known_order_id=raw_orders.order_id)
     orphans = raw_items.anti_join(known, raw_items.order_id == known.known_order_id)
     return int(engine.scalar(orphans.count()))
+
+
+def _rfm_segments(engine: Engine) -> tuple[CountFigure, ...] | None:
+    """Customers per RFM segment from the profile stage's table (buyers only), if it exists."""
+    if not engine.exists("profiles"):
+        return None
+    profiles = engine.read("profiles")
+    if "rfm_segment" not in profiles.columns:
+        return None
+    buyers = profiles.filter(profiles.rfm_segment.notnull() & (profiles.rfm_segment != "none"))
+    grouped = buyers.group_by(name=buyers.rfm_segment).aggregate(count=buyers.count())
+    rows = engine.execute(grouped).to_pylist()
+    rows.sort(key=lambda row: (-row["count"], row["name"]))
+    return tuple(CountFigure(name=row["name"], count=int(row["count"])) for row in rows)
 
 
 def _events_by_type(

@@ -255,6 +255,14 @@ def _charts(overview: Overview) -> list[str]:
             _ranking_table(overview.top_countries, "country", currency),
         ),
     ]
+    if overview.rfm_segments:
+        cards.append(
+            _card(
+                "Customers by RFM segment",
+                "chart-rfm-segments",
+                _counts(overview.rfm_segments, "Customers", "RFM segment", horizontal=True),
+            )
+        )
     if overview.events_by_type is not None:
         top_events = overview.events_by_type[:TOP_EVENT_TYPES]
         cards.append(
