@@ -20,29 +20,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from jingzhun.demo._demo import SAMPLE_SPEC
 from jingzhun.profile import ProfileSettings, build_profiles
 from jingzhun.workspace import Workspace
 
 AS_OF = dt.date(2011, 12, 10)  # the day after the last invoice (2011-12-09), as RFM studies use
 SOURCE = "online_retail_sample"
-SPEC = """\
-name: online_retail_sample
-path: data/online_retail_sample.csv.gz
-target: order_lines
-timezone: Europe/London
-currency: GBP
-max_bad_fraction: 0.02
-columns:
-  order_id: InvoiceNo
-  is_return: {from: InvoiceNo, starts_with: "C"}
-  sku: StockCode
-  product_name: Description
-  quantity: {from: Quantity, type: integer}
-  ordered_at: {from: InvoiceDate, format: "%Y-%m-%d %H:%M:%S"}
-  unit_price: {from: UnitPrice, greater_than: 0}
-  customer_id: CustomerID
-  country: Country
-"""
+SPEC = SAMPLE_SPEC  # the demo's own source spec for the bundled sample
 
 
 def _sample() -> Path:

@@ -1,6 +1,7 @@
 """Identity: normalise identifiers and resolve records into one ``customer_key`` per person."""
 
 from jingzhun.identity._build import (
+    IDENTITY_MAP_SCHEMA,
     IDENTITY_MAP_TABLE,
     MERGE_LOG_TABLE,
     REVIEW_QUEUE_TABLE,
@@ -32,6 +33,7 @@ from jingzhun.identity._normalize import Normalised, keyed_hash, normalize_email
 from jingzhun.identity._probabilistic import probabilistic_pairs
 
 __all__ = [
+    "IDENTITY_MAP_SCHEMA",
     "IDENTITY_MAP_TABLE",
     "MERGE_LOG_TABLE",
     "REVIEW_QUEUE_TABLE",

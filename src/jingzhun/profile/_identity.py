@@ -13,26 +13,15 @@ from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
-import pyarrow as pa
 
 from jingzhun.core import CONTRACTS, Target
 from jingzhun.engine import Engine
+from jingzhun.identity import IDENTITY_MAP_SCHEMA
+from jingzhun.identity import IDENTITY_MAP_TABLE as IDENTITY_MAP
 
-IDENTITY_MAP = "identity_map"
 CUSTOMER_NODE = "customer"
 ANONYMOUS_NODE = "anonymous"
 FALLBACK_PREFIX = "ck_"
-
-IDENTITY_MAP_SCHEMA = pa.schema(
-    [
-        ("node_source", pa.string()),
-        ("node_id", pa.string()),
-        ("node_kind", pa.string()),
-        ("customer_key", pa.string()),
-        ("built_at", pa.timestamp("us", tz="UTC")),
-        ("as_of", pa.date32()),
-    ]
-)
 
 
 # Ibis's strip() prints TRIM(' \t\n\r\v\f' FROM x) for Spark, which reads '\f' and '\v' as
