@@ -284,7 +284,7 @@ def identity_match(
 ) -> None:
     """Deduplicate a CRM export with splink: every record gets a cluster_id."""
     from jingzhun.core import PROJECT_FILE, SpecError, SpecProblem
-    from jingzhun.identity import MatchThresholds, match_file
+    from jingzhun.identity import match_file
 
     overrides: dict[str, str] = {}
     for item in mapping or []:
@@ -292,27 +292,25 @@ def identity_match(
         if not sep or not field or not column:
             raise SpecError([SpecProblem(Path("--map"), None, item, "expected field=column")])
         overrides[field.strip()] = column.strip()
-    if (project / PROJECT_FILE).exists():
-        with Workspace.open(project) as ws:
-            config = ws.project.settings.identity
-            chosen_region = region or ws.project.settings.region
-            thresholds = MatchThresholds(
-                merge=config.merge_threshold, review=config.review_threshold
-            )
-            blocklist = tuple(config.blocklist)
-    else:
-        chosen_region, thresholds, blocklist = region or "CN", MatchThresholds(), ()
     status = out.status(f"matching {input_path}…")
     with contextlib.nullcontext() if as_json else status:
-        summary = match_file(
-            input_path,
-            output,
-            id_column=id_column,
-            column_overrides=overrides or None,
-            region=chosen_region.upper(),
-            thresholds=thresholds,
-            blocklist=blocklist,
-        )
+        if (project / PROJECT_FILE).exists():
+            with Workspace.open(project) as ws:
+                summary = ws.identity.match_file(
+                    input_path,
+                    output,
+                    id_column=id_column,
+                    column_overrides=overrides or None,
+                    region=region,
+                )
+        else:  # no project: the matcher's own defaults
+            summary = match_file(
+                input_path,
+                output,
+                id_column=id_column,
+                column_overrides=overrides or None,
+                region=(region or "CN").upper(),
+            )
     if as_json:
         _print_json(summary.to_dict())
         return

@@ -125,15 +125,19 @@ class IdentityPart:
         *,
         id_column: str,
         column_overrides: dict[str, str] | None = None,
+        region: str | None = None,
     ) -> MatchSummary:
-        """Deduplicate a CRM export: every record with a ``cluster_id``."""
+        """Deduplicate a CRM export: every record with a ``cluster_id``.
+
+        Thresholds and blocklist come from ``jingzhun.yml``; ``region`` defaults to its own.
+        """
         config = self._ws.project.settings.identity
         return match_file(
             input_path,
             output_path,
             id_column=id_column,
             column_overrides=column_overrides,
-            region=self._ws.project.settings.region,
+            region=(region or self._ws.project.settings.region).upper(),
             thresholds=MatchThresholds(
                 merge=config.merge_threshold, review=config.review_threshold
             ),
@@ -156,10 +160,12 @@ class ProfilesPart:
         """Profile settings from ``tags/_settings.yml`` (defaults when the file is absent)."""
         return load_profile_settings(self._ws.project.root / "tags" / "_settings.yml")
 
-    def build(self, as_of: date | None = None) -> ProfileReport:
+    def build(
+        self, as_of: date | None = None, *, settings: ProfileSettings | None = None
+    ) -> ProfileReport:
         """Build ``profiles`` and extend ``tag_history`` as of a date (default: today)."""
         tags_dir = self._ws.project.root / "tags"
-        settings = self.settings
+        settings = settings or self.settings
         tags = load_tag_specs(tags_dir) if tags_dir.is_dir() else []
         run_id = self._ws.store.start_run("profiles build", self._ws.project.name)
         try:
@@ -252,9 +258,10 @@ class Workspace:
         With ``include_late_loads`` (a backfill of history loaded later than it happened)
         identity uses every loaded record; otherwise only what was loaded by ``as_of``.
         """
-        late = self.profiles.settings.include_late_loads
+        settings = self.profiles.settings
+        late = settings.include_late_loads
         identity = self.identity.build(None if late else as_of, probabilistic=probabilistic)
-        return identity, self.profiles.build(as_of)
+        return identity, self.profiles.build(as_of, settings=settings)
 
     def tables(self) -> dict[str, int]:
         """Warehouse tables and their row counts."""
