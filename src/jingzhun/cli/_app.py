@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import sys
-from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import pyarrow as pa
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from jingzhun.core import ExitCode, JingzhunError, init_project
+from jingzhun.cli._common import (
+    AsOfOption,
+    JsonOption,
+    ProjectOption,
+    arrow_table,
+    err,
+    handles_errors,
+    json_default,
+    out,
+    parse_date,
+    print_json,
+)
+from jingzhun.core import ExitCode, init_project
 from jingzhun.ingest import FileReport, FileStatus, LoadReport
 from jingzhun.workspace import Workspace
 
@@ -28,57 +35,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-ProjectOption = Annotated[
-    Path,
-    typer.Option("--project", "-p", help="Project folder (default: the current folder)."),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
-
-
-def _print_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, default=_default, ensure_ascii=False) + "\n")
-
-
-def handles_errors(func: F) -> F:
-    """Turn JingzhunError into a clear message (or JSON) and its exit code."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        as_json = bool(kwargs.get("as_json"))
-        try:
-            return func(*args, **kwargs)
-        except JingzhunError as exc:
-            if as_json:
-                _print_json(exc.to_dict())
-            else:
-                err.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
-            raise typer.Exit(int(exc.exit_code)) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _arrow_table(title: str, data: pa.Table) -> Table:
-    table = Table(title=title, title_justify="left")
-    for name in data.column_names:
-        table.add_column(name, overflow="fold")
-    for row in data.to_pylist():
-        table.add_row(*("" if v is None else str(v) for v in row.values()))
-    return table
 
 
 @app.command()
@@ -94,7 +50,7 @@ def init(
     """Create a project folder: jingzhun.yml and folders for sources, tags, segments, ..."""
     root = init_project(directory, name=name, timezone=timezone, currency=currency, region=region)
     if as_json:
-        _print_json({"project": str(root)})
+        print_json({"project": str(root)})
     else:
         out.print(f"created project in [bold]{root}[/]; add source specs under sources/")
 
@@ -106,7 +62,7 @@ def validate(project: ProjectOption = Path("."), as_json: JsonOption = False) ->
     ws = Workspace.open(project)
     summary = ws.describe()
     if as_json:
-        _print_json({"ok": True, **summary})
+        print_json({"ok": True, **summary})
         return
     out.print(f"[green]✓[/] project [bold]{summary['project']}[/] is valid ({summary['engine']})")
     for name, source in summary["sources"].items():
@@ -178,7 +134,7 @@ def ingest(
         else:
             report = ws.ingest.run(sources or None)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         _print_load_report(report)
     if not report.ok:
@@ -187,7 +143,6 @@ def ingest(
 
 identity_app = typer.Typer(help="Resolve records into customers; review and unmerge.")
 app.add_typer(identity_app, name="identity")
-AsOfOption = Annotated[str | None, typer.Option(help="As it stood on this date (YYYY-MM-DD).")]
 ByOption = Annotated[str, typer.Option(help="Who decides (kept in the store).")]
 
 
@@ -203,16 +158,16 @@ def identity_build(
 ) -> None:
     """Rebuild identity_map and merge_log from the raw tables, review decisions and splits."""
     with Workspace.open(project) as ws:
-        report = ws.identity.build(_parse_date(as_of), probabilistic=probabilistic)
+        report = ws.identity.build(parse_date(as_of), probabilistic=probabilistic)
     if as_json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
         return
     table = Table(title="identity build", title_justify="left")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in report.to_dict().items():
         table.add_row(
-            key, json.dumps(value, default=_default) if isinstance(value, dict) else str(value)
+            key, json.dumps(value, default=json_default) if isinstance(value, dict) else str(value)
         )
     out.print(table)
 
@@ -224,9 +179,9 @@ def identity_review(project: ProjectOption = Path("."), as_json: JsonOption = Fa
     with Workspace.open(project) as ws:
         pending = ws.identity.pending_reviews()
     if as_json:
-        _print_json(pending.to_pylist())
+        print_json(pending.to_pylist())
         return
-    out.print(_arrow_table(f"pairs to review ({pending.num_rows})", pending))
+    out.print(arrow_table(f"pairs to review ({pending.num_rows})", pending))
     out.print("decide with [bold]jingzhun identity accept|reject NODE_A NODE_B[/]")
 
 
@@ -235,7 +190,7 @@ def _decide(node_a: str, node_b: str, accept: bool, by: str, project: Path, as_j
         ws.identity.decide(node_a, node_b, accept=accept, by=by)
     verdict = "accepted" if accept else "rejected"
     if as_json:
-        _print_json({"node_a": node_a, "node_b": node_b, "decision": verdict})
+        print_json({"node_a": node_a, "node_b": node_b, "decision": verdict})
     else:
         out.print(f"{verdict}: {node_a} ~ {node_b} (used by every later build)", highlight=False)
 
@@ -312,7 +267,7 @@ def identity_match(
                 region=(region or "CN").upper(),
             )
     if as_json:
-        _print_json(summary.to_dict())
+        print_json(summary.to_dict())
         return
     for key, value in summary.to_dict().items():
         out.print(f"  {key}: {value}", highlight=False)
@@ -332,7 +287,7 @@ def identity_unmerge(
     with Workspace.open(project) as ws:
         splits = ws.identity.unmerge(customer, node, by=by)
     if as_json:
-        _print_json({"customer": customer, "node": node, "splits": splits})
+        print_json({"customer": customer, "node": node, "splits": splits})
     else:
         out.print(f"split {node} off {customer} ({splits} pair(s) kept apart); run identity build")
 
@@ -348,11 +303,11 @@ def build(
     as_json: JsonOption = False,
 ) -> None:
     """Resolve identities, then build profiles and tags as they stood on --as-of (default today)."""
-    cutoff = _parse_date(as_of)
+    cutoff = parse_date(as_of)
     with Workspace.open(project) as ws:
         identity, profiles = ws.build(cutoff, probabilistic=probabilistic)
     if as_json:
-        _print_json({"identity": identity.to_dict(), "profiles": profiles.to_dict()})
+        print_json({"identity": identity.to_dict(), "profiles": profiles.to_dict()})
         return
     summary = profiles.to_dict()
     out.print(
@@ -386,9 +341,9 @@ def profile_show(
     with Workspace.open(project) as ws:
         view = ws.profiles.show(customer, mask_pii=not unmasked)
     if as_json:
-        _print_json(view)
+        print_json(view)
         return
-    out.print_json(json.dumps(view, default=_default, ensure_ascii=False))
+    out.print_json(json.dumps(view, default=json_default, ensure_ascii=False))
 
 
 @app.command()
@@ -406,10 +361,10 @@ def quarantine(
         counts = ws.ingest.quarantine_counts()
         rows = ws.ingest.quarantine(source, limit)
     if as_json:
-        _print_json({"counts": counts.to_pylist(), "rows": rows.to_pylist()})
+        print_json({"counts": counts.to_pylist(), "rows": rows.to_pylist()})
         return
-    out.print(_arrow_table("quarantined values by reason", counts))
-    out.print(_arrow_table(f"latest {limit} quarantined values", rows))
+    out.print(arrow_table("quarantined values by reason", counts))
+    out.print(arrow_table(f"latest {limit} quarantined values", rows))
 
 
 @app.command()
@@ -419,7 +374,7 @@ def tables(project: ProjectOption = Path("."), as_json: JsonOption = False) -> N
     with Workspace.open(project) as ws:
         counts = ws.tables()
     if as_json:
-        _print_json(counts)
+        print_json(counts)
         return
     table = Table(title=f"warehouse tables ({len(counts)})", title_justify="left")
     table.add_column("table")
@@ -442,24 +397,14 @@ def report(
     as_json: JsonOption = False,
 ) -> None:
     """Write the overview report (customers, orders, revenue by month, categories, returns)."""
-    cutoff = _parse_date(as_of)
+    cutoff = parse_date(as_of)
     with Workspace.open(project) as ws:
         figures = ws.measure.overview(cutoff)
         path = ws.measure.report(output, as_of=cutoff)
     if as_json:
-        _print_json({"report": str(path), "overview": figures.to_dict()})
+        print_json({"report": str(path), "overview": figures.to_dict()})
     else:
         out.print(f"report written to [bold]{path}[/]")
-
-
-def _parse_date(value: str | None) -> date | None:
-    if value is None:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        err.print(f"[bold red]error:[/] --as-of '{value}' is not a date like 2011-12-31")
-        raise typer.Exit(int(ExitCode.SPEC_ERROR)) from None
 
 
 @app.command()
@@ -484,9 +429,9 @@ def runs(
         for r in records
     ]
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
-    out.print(_arrow_table("recent runs", pa.Table.from_pylist(rows) if rows else pa.table({})))
+    out.print(arrow_table("recent runs", pa.Table.from_pylist(rows) if rows else pa.table({})))
 
 
 @app.command()
@@ -518,12 +463,12 @@ def generate(
             )
     except ValueError as exc:
         if as_json:
-            _print_json({"error": "ValueError", "message": str(exc)})
+            print_json({"error": "ValueError", "message": str(exc)})
         else:
             err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(int(ExitCode.SPEC_ERROR)) from None
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
         return
     table = Table(title=f"generated in {out_dir} ({result.seconds:.1f} s)", title_justify="left")
     table.add_column("file")
@@ -547,7 +492,7 @@ def demo(
 
     result = run_demo(directory, customers=customers, seed=seed, say=None if as_json else _say)
     if as_json:
-        _print_json(result.to_dict())
+        print_json(result.to_dict())
     else:
         out.print(f"\n[bold green]demo report:[/] {result.report}")
     if not result.ok:
@@ -556,6 +501,17 @@ def demo(
 
 def _say(message: str) -> None:
     out.print(message, highlight=False)
+
+
+# Sub-command groups live in their own modules; importing them registers their commands.
+from jingzhun.cli import _model_clv, _model_ml  # noqa: E402, F401
+from jingzhun.cli._experiment import experiment_app  # noqa: E402
+from jingzhun.cli._model import model_app  # noqa: E402
+from jingzhun.cli._segment import segment_app  # noqa: E402
+
+app.add_typer(segment_app, name="segment")
+app.add_typer(model_app, name="model")
+app.add_typer(experiment_app, name="experiment")
 
 
 def main() -> None:

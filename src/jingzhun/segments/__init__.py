@@ -1,0 +1,3 @@
+"""Segments: a rule language compiled to SQL, counts, explanations, snapshots, clusters."""
+
+__all__: list[str] = []
