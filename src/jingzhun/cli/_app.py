@@ -305,10 +305,11 @@ def build(
     """Resolve identities, then build profiles and tags as they stood on --as-of (default today)."""
     cutoff = parse_date(as_of)
     with Workspace.open(project) as ws:
-        identity, profiles = ws.build(cutoff, probabilistic=probabilistic)
+        built = ws.build(cutoff, probabilistic=probabilistic)
     if as_json:
-        print_json({"identity": identity.to_dict(), "profiles": profiles.to_dict()})
+        print_json(built.to_dict())
         return
+    identity, profiles = built.identity, built.profiles
     summary = profiles.to_dict()
     out.print(
         f"identity: {identity.nodes:,} records → {identity.customers:,} customers; "
@@ -321,6 +322,15 @@ def build(
     for name, count in (summary.get("segments") or {}).items():
         segments.add_row(str(name), f"{count:,}")
     out.print(segments)
+    if built.segments is not None:
+        audiences = Table(title="segments", title_justify="left")
+        for column in ("segment", "members", "entered", "exited"):
+            audiences.add_column(column, justify="left" if column == "segment" else "right")
+        for name, figures in built.segments.segments.items():
+            audiences.add_row(
+                name, *(f"{figures[k]:,}" for k in ("members", "entered", "exited"))
+            )
+        out.print(audiences)
 
 
 profile_app = typer.Typer(help="One customer's profile: the 360° view.")

@@ -165,9 +165,9 @@ def run_demo(
 
         load = ws.ingest.run(on_file=on_file)
         tell("resolving identities, building profiles and tags as of 2011-12-10…")
-        identity_report, profile_report = ws.build(DEMO_AS_OF)
-        identity = identity_report.to_dict()
-        profiles = profile_report.to_dict()
+        built = ws.build(DEMO_AS_OF)
+        identity = built.identity.to_dict()
+        profiles = built.profiles.to_dict()
         tell(
             f"  {identity.get('nodes', 0):,} records → {identity.get('customers', 0):,} "
             f"customers; merges by reason: {identity.get('merges', {})}"

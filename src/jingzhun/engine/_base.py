@@ -96,6 +96,12 @@ class Engine(abc.ABC):
     def close(self) -> None:
         """Release files and sessions."""
 
+    @abc.abstractmethod
+    def json_text(self, document: ir.StringValue, key: str) -> ir.StringValue:
+        """The value of a top-level ``key`` of a JSON object held as text, as text
+        (null when the key is missing); numbers come back as their digits.
+        """
+
     def execute(self, expr: ir.Expr) -> pa.Table:
         """Run an expression and return its rows as Arrow; timestamps come back UTC-aware."""
         if isinstance(expr, ir.Table):

@@ -15,6 +15,11 @@ from jingzhun.core import EngineError, EngineKind
 from jingzhun.engine._base import Engine
 
 
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _json_extract_string(document: str, path: str) -> str:  # type: ignore[empty-body]
+    """DuckDB's ``json_extract_string``."""
+
+
 class DuckDBEngine(Engine):
     """Warehouse in a DuckDB file; ``path=None`` keeps it in memory (tests, scratch work)."""
 
@@ -114,3 +119,7 @@ class DuckDBEngine(Engine):
     def close(self) -> None:
         """Close the DuckDB file."""
         self._ibis.disconnect()
+
+    def json_text(self, document: ir.StringValue, key: str) -> ir.StringValue:
+        """``json_extract_string(document, '$.key')``."""
+        return _json_extract_string(document, f"$.{key}")

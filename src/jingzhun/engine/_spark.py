@@ -53,6 +53,11 @@ def spark_session(master: str = "local[2]", options: dict[str, str] | None = Non
     return session
 
 
+@ibis.udf.scalar.builtin(name="get_json_object")
+def _get_json_object(document: str, path: str) -> str:  # type: ignore[empty-body]
+    """Spark's ``get_json_object``."""
+
+
 class SparkEngine(Engine):
     """Warehouse as Parquet table folders read through a Spark session."""
 
@@ -89,6 +94,10 @@ class SparkEngine(Engine):
 
     def _view(self, name: str) -> str:
         return f"{self._prefix}_{name}"
+
+    def json_text(self, document: ir.StringValue, key: str) -> ir.StringValue:
+        """``get_json_object(document, '$.key')``."""
+        return _get_json_object(document, f"$.{key}")
 
     def read(self, name: str) -> ir.Table:
         """Register the table folder as a view (listing its files afresh) and return it."""

@@ -14,10 +14,15 @@ from jingzhun.profile._columns import (
     Kind,
     ProfileColumn,
 )
+from jingzhun.profile._facts import AsOf, product_categories
+from jingzhun.profile._facts import events as customer_events
+from jingzhun.profile._facts import orders as customer_orders
 from jingzhun.profile._identity import (
     IDENTITY_MAP,
     IDENTITY_MAP_SCHEMA,
+    IdentitySnapshot,
     identity_map_from_ids,
+    identity_snapshot,
 )
 from jingzhun.profile._rfm import rfm_table
 from jingzhun.profile._settings import (
@@ -38,7 +43,14 @@ from jingzhun.profile._tags import (
     compile_tag,
     load_tag_specs,
 )
-from jingzhun.profile._view import mask_email, mask_name, mask_phone, profile_view
+from jingzhun.profile._view import (
+    find_customer_key,
+    mask_attribute,
+    mask_email,
+    mask_name,
+    mask_phone,
+    profile_view,
+)
 
 __all__ = [
     "DEFAULT_LEAD_RULES",
@@ -50,7 +62,9 @@ __all__ = [
     "SETTINGS_FILE",
     "TAG_HISTORY",
     "TAG_HISTORY_SCHEMA",
+    "AsOf",
     "EventFunction",
+    "IdentitySnapshot",
     "Kind",
     "LeadRule",
     "LifecycleSettings",
@@ -63,12 +77,18 @@ __all__ = [
     "ValueTierSettings",
     "build_profiles",
     "compile_tag",
+    "customer_events",
+    "customer_orders",
+    "find_customer_key",
     "identity_map_from_ids",
+    "identity_snapshot",
     "load_profile_settings",
     "load_tag_specs",
+    "mask_attribute",
     "mask_email",
     "mask_name",
     "mask_phone",
+    "product_categories",
     "profile_schema",
     "profile_view",
     "rfm_table",

@@ -72,7 +72,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _masked_attribute(name: str, value: Any) -> Any:
+def mask_attribute(name: str, value: Any) -> Any:
+    """The value as people without PII access see it (e-mail, phone, names, birth date)."""
     if value is None:
         return None
     if name == "email":
@@ -86,7 +87,7 @@ def _masked_attribute(name: str, value: Any) -> Any:
     return value
 
 
-def _find_key(engine: Engine, wanted: str, as_of: dt.date) -> str:
+def find_customer_key(engine: Engine, wanted: str, as_of: dt.date) -> str:
     """The customer_key for a key, a source customer id or device id, an e-mail or a phone."""
     profiles = engine.read(PROFILES)
     text = wanted.strip()
@@ -149,7 +150,7 @@ def profile_view(
     if not dates:
         raise NotFoundError("the profiles table is empty: build it first (build_profiles)")
     as_of: dt.date = dates[0]["as_of"]
-    key = _find_key(engine, customer_key_or_any_id, as_of)
+    key = find_customer_key(engine, customer_key_or_any_id, as_of)
     (row,) = engine.execute(profiles.filter(profiles.customer_key == key)).to_pylist()
 
     identity = identity_snapshot(engine, as_of)
@@ -184,7 +185,7 @@ def profile_view(
         ]
 
     attributes = {
-        name: _masked_attribute(name, row[name]) if mask_pii else row[name] for name in ATTRIBUTES
+        name: mask_attribute(name, row[name]) if mask_pii else row[name] for name in ATTRIBUTES
     }
     hidden = {"customer_key", "as_of", *ATTRIBUTES}
     return {

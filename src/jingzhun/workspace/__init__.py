@@ -1,11 +1,21 @@
 """The Python facade: ``Workspace.open(path)`` with ``.ingest``, ``.measure`` and the rest."""
 
 from jingzhun.workspace._workspace import (
+    BuildReport,
     IdentityPart,
     IngestPart,
     MeasurePart,
     ProfilesPart,
+    SegmentsPart,
     Workspace,
 )
 
-__all__ = ["IdentityPart", "IngestPart", "MeasurePart", "ProfilesPart", "Workspace"]
+__all__ = [
+    "BuildReport",
+    "IdentityPart",
+    "IngestPart",
+    "MeasurePart",
+    "ProfilesPart",
+    "SegmentsPart",
+    "Workspace",
+]

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-from jingzhun.core import Project, load_project
+from jingzhun.core import NotFoundError, Project, SpecError, load_project
 from jingzhun.engine import Engine, connect
 from jingzhun.identity import (
     IdentityReport,
@@ -29,6 +30,7 @@ from jingzhun.ingest import (
 )
 from jingzhun.measure import Overview, overview, write_overview_report
 from jingzhun.profile import (
+    PROFILES,
     ProfileReport,
     ProfileSettings,
     build_profiles,
@@ -36,7 +38,40 @@ from jingzhun.profile import (
     load_tag_specs,
     profile_view,
 )
+from jingzhun.segments import (
+    SEGMENT_CHANGES,
+    CompiledSegment,
+    Explanation,
+    SegmentSpec,
+    SegmentsReport,
+    build_segments,
+    compile_segment,
+    count_members,
+    dependency_order,
+    explain,
+    export_members,
+    load_segment_specs,
+    parse_segment,
+    preview,
+)
 from jingzhun.store import OperationalStore
+
+
+@dataclass
+class BuildReport:
+    """What ``Workspace.build`` did, stage by stage (segments: None when there are none)."""
+
+    identity: IdentityReport
+    profiles: ProfileReport
+    segments: SegmentsReport | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {
+            "identity": self.identity.to_dict(),
+            "profiles": self.profiles.to_dict(),
+            "segments": self.segments.to_dict() if self.segments is not None else None,
+        }
 
 
 class IngestPart:
@@ -183,6 +218,136 @@ class ProfilesPart:
         return profile_view(self._ws.engine, customer, mask_pii=mask_pii)
 
 
+class SegmentsPart:
+    """``ws.segments``: audiences from the rules in ``segments/``; count, preview, explain,
+    export, membership over time, clusters and look-alikes.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._compiled: dict[str, CompiledSegment] = {}
+
+    @property
+    def folder(self) -> Path:
+        """Where the segment files live: ``segments/`` in the project."""
+        return self._ws.project.root / "segments"
+
+    def specs(self) -> dict[str, SegmentSpec]:
+        """Every segment of the project, checked for shape, duplicates and cycles."""
+        specs = load_segment_specs(self.folder)
+        return {s.name: s for s in dependency_order(specs)}
+
+    def spec(self, name: str) -> SegmentSpec:
+        """One segment by name; unknown names list the known ones."""
+        specs = self.specs()
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none (add YAML files under segments/)"
+            raise NotFoundError(f"no segment named '{name}'; segments: {known}")
+        return specs[name]
+
+    def as_of(self) -> date:
+        """The date the stored profiles describe (segments are evaluated on it)."""
+        engine = self._ws.engine
+        if not engine.exists(PROFILES) or engine.count(PROFILES) == 0:
+            raise NotFoundError("no profiles yet: run 'jingzhun build' first")
+        profiles = engine.read(PROFILES)
+        day: date = engine.scalar(profiles.as_of.max())
+        return day
+
+    def compile(self, name_or_spec: str | SegmentSpec) -> CompiledSegment:
+        """The segment compiled for this project's engine on the profiles' date."""
+        specs = self.specs()
+        spec = name_or_spec if isinstance(name_or_spec, SegmentSpec) else self.spec(name_or_spec)
+        return compile_segment(
+            self._ws.engine,
+            spec,
+            as_of=self.as_of(),
+            specs=specs,
+            include_late_loads=self._ws.profiles.settings.include_late_loads,
+        )
+
+    def from_rule(self, name: str, rule: Any, description: str = "") -> SegmentSpec:
+        """A segment from the rule structure (the JSON the API receives), checked for shape."""
+        spec, problems = parse_segment(
+            {"name": name, "description": description, "rule": rule},
+            file=Path(f"<segment {name}>"),
+        )
+        if problems or spec is None:
+            raise SpecError(problems)
+        return spec
+
+    def count(self, name_or_spec: str | SegmentSpec) -> int:
+        """How many customers the segment holds now."""
+        return count_members(self._ws.engine, self.compile(name_or_spec))
+
+    def counts(self) -> dict[str, int]:
+        """Every segment's count, in dependency order."""
+        return {name: self.count(spec) for name, spec in self.specs().items()}
+
+    def preview(
+        self,
+        name_or_spec: str | SegmentSpec,
+        *,
+        limit: int = 20,
+        columns: list[str] | None = None,
+        mask_pii: bool = True,
+    ) -> pa.Table:
+        """The first members with the main columns; PII masked unless ``mask_pii`` is False."""
+        compiled = self.compile(name_or_spec)
+        return preview(self._ws.engine, compiled, limit=limit, columns=columns, mask_pii=mask_pii)
+
+    def explain(self, name_or_spec: str | SegmentSpec, customer: str) -> Explanation:
+        """Why a customer is in or out: every predicate with its value and truth."""
+        return explain(self._ws.engine, self.compile(name_or_spec), customer)
+
+    def export(
+        self,
+        name: str,
+        out: Path,
+        *,
+        columns: list[str] | None = None,
+        mask_pii: bool = False,
+    ) -> int:
+        """Write the members to a CSV or Parquet file; returns rows written."""
+        compiled = self.compile(name)
+        return export_members(self._ws.engine, compiled, out, columns=columns, mask_pii=mask_pii)
+
+    def sql(self, name: str) -> str:
+        """The members query in the engine's SQL dialect."""
+        return self.compile(name).sql()
+
+    def build(self) -> SegmentsReport:
+        """Evaluate every segment; record members, entries and exits (a run in the store)."""
+        specs = list(self.specs().values())
+        as_of = self.as_of()
+        run_id = self._ws.store.start_run("segments build", self._ws.project.name)
+        try:
+            report = build_segments(
+                self._ws.engine,
+                specs,
+                as_of=as_of,
+                build_id=str(run_id),
+                include_late_loads=self._ws.profiles.settings.include_late_loads,
+            )
+        except Exception as exc:
+            self._ws.store.finish_run(run_id, "failed", {}, error=str(exc))
+            raise
+        self._ws.store.finish_run(run_id, "ok", report.to_dict())
+        return report
+
+    def changes(self, name: str | None = None, limit: int = 50) -> pa.Table:
+        """The latest entries and exits (of one segment, or all)."""
+        engine = self._ws.engine
+        if not engine.exists(SEGMENT_CHANGES):
+            return pa.table({"segment": [], "customer_key": [], "change": [], "build_id": []})
+        t = engine.read(SEGMENT_CHANGES)
+        if name is not None:
+            t = t.filter(t.segment == name)
+        return engine.execute(
+            t.order_by([t.changed_at.desc(), "segment", "customer_key"]).limit(limit)
+        )
+
+
 class MeasurePart:
     """``ws.measure``: figures and reports over the warehouse."""
 
@@ -226,6 +391,7 @@ class Workspace:
         self.ingest = IngestPart(self)
         self.identity = IdentityPart(self)
         self.profiles = ProfilesPart(self)
+        self.segments = SegmentsPart(self)
         self.measure = MeasurePart(self)
 
     @classmethod
@@ -250,10 +416,9 @@ class Workspace:
             self._store.migrate()
         return self._store
 
-    def build(
-        self, as_of: date | None = None, *, probabilistic: bool = True
-    ) -> tuple[IdentityReport, ProfileReport]:
-        """Resolve identities, then build profiles as they stood on ``as_of``.
+    def build(self, as_of: date | None = None, *, probabilistic: bool = True) -> BuildReport:
+        """Resolve identities, build profiles as they stood on ``as_of``, then evaluate the
+        segments and record who entered and exited them.
 
         With ``include_late_loads`` (a backfill of history loaded later than it happened)
         identity uses every loaded record; otherwise only what was loaded by ``as_of``.
@@ -261,7 +426,9 @@ class Workspace:
         settings = self.profiles.settings
         late = settings.include_late_loads
         identity = self.identity.build(None if late else as_of, probabilistic=probabilistic)
-        return identity, self.profiles.build(as_of, settings=settings)
+        profiles = self.profiles.build(as_of, settings=settings)
+        segments = self.segments.build() if self.segments.specs() else None
+        return BuildReport(identity, profiles, segments)
 
     def tables(self) -> dict[str, int]:
         """Warehouse tables and their row counts."""
