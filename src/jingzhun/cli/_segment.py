@@ -59,7 +59,7 @@ def segment_list(
     table.add_column("description", overflow="fold")
     for row in rows:
         count = "" if row["count"] is None else f"{row['count']:,}"
-        table.add_row(row["segment"], count, row["description"])
+        table.add_row(str(row["segment"]), count, str(row["description"] or ""))
     out.print(table)
 
 

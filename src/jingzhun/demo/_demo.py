@@ -144,6 +144,9 @@ def run_demo(
     _generate_once(data / "generated", customers=customers, days=days, seed=seed, say=tell)
     for stem, text in source_specs("data/generated").items():
         (root / "sources" / f"gen_{stem}.yml").write_text(text, encoding="utf-8")
+    (root / "segments").mkdir(exist_ok=True)
+    for spec in sorted((Path(__file__).parent / "segments").glob("*.yml")):
+        shutil.copyfile(spec, root / "segments" / spec.name)
 
     with Workspace.open(root) as ws:
         tell("ingesting sources…")
@@ -173,6 +176,9 @@ def run_demo(
             f"customers; merges by reason: {identity.get('merges', {})}"
         )
         tell(f"  RFM segments: {profiles.get('segments', {})}")
+        if built.segments is not None:
+            for name, figures in built.segments.segments.items():
+                tell(f"  segment {name}: {figures['members']:,} customers")
         champion = _a_champion(ws)
         view_path = None
         if champion is not None:

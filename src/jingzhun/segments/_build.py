@@ -88,9 +88,9 @@ def rule_fingerprint(spec: SegmentSpec) -> str:
 
 
 def _stored(engine: Engine, name: str, schema: pa.Schema) -> ir.Table:
-    if engine.exists(name):
-        return engine.read(name)
-    return ibis.memtable(schema.empty_table())
+    # Created empty on the first build: an in-memory table would not reach every engine.
+    engine.create(name, schema)
+    return engine.read(name)
 
 
 def build_segments(

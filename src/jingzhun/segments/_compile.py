@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
+import pyarrow as pa
 
 from jingzhun.core import SpecError, SpecProblem
 from jingzhun.engine import Engine
@@ -352,7 +354,7 @@ class _Compiler:
         if name in ORDER_EVENTS or name == RETURN_EVENT:
             orders = customer_orders(self.engine, self.as_of, self.identity)
             if orders is None:
-                return _empty_events(PSEUDO_EVENT_PROPERTIES[name])
+                return _empty_events(self.engine, PSEUDO_EVENT_PROPERTIES[name])
             returns = name == RETURN_EVENT
             orders = orders.filter(orders.is_return if returns else ~orders.is_return)
             amount = orders.returned if returns else orders.net
@@ -377,7 +379,7 @@ class _Compiler:
             return None
         events = customer_events(self.engine, self.as_of, self.identity)
         if events is None:
-            return _empty_events({})
+            return _empty_events(self.engine, {})
         events = events.filter(events.event_type == name)
         return events.select(
             "customer_key",
@@ -391,7 +393,7 @@ class _Compiler:
     def order_lines(self) -> ir.Table:
         orders = customer_orders(self.engine, self.as_of, self.identity)
         if orders is None or not self.engine.exists("raw_order_items"):
-            return _empty_events(PSEUDO_EVENT_PROPERTIES[LINE_EVENT])
+            return _empty_events(self.engine, PSEUDO_EVENT_PROPERTIES[LINE_EVENT])
         items = self.as_of.loaded(self.engine.read("raw_order_items"))
         items = items.filter(~(items.is_return.fill_null(False) | (items.quantity < 0)))
         sales = orders.filter(~orders.is_return)
@@ -613,12 +615,15 @@ def _fold(values: Sequence[ir.BooleanValue], *, all_of: bool) -> ir.BooleanValue
     return out
 
 
-def _empty_events(properties: Mapping[str, Kind]) -> ir.Table:
-    types = {Kind.NUMBER: "float64", Kind.STRING: "string"}
-    schema = {"customer_key": "string", "_jz_day": "date"}
-    schema.update({name: types.get(kind, "string") for name, kind in properties.items()})
-    schema.update({"sku": "string", "channel": "string", "properties": "string"})
-    return ibis.memtable({name: [] for name in schema}, schema=schema)
+def _empty_events(engine: Engine, properties: Mapping[str, Kind]) -> ir.Table:
+    """No rows (the warehouse has no such table yet), registered with the engine."""
+    types = {Kind.NUMBER: pa.float64(), Kind.STRING: pa.string()}
+    fields = [("customer_key", pa.string()), ("_jz_day", pa.date32())]
+    fields += [(name, types.get(kind, pa.string())) for name, kind in properties.items()]
+    fields += [(c, pa.string()) for c in ("sku", "channel", "properties") if c not in properties]
+    schema = pa.schema(fields)
+    name = "_jz_no_events_" + hashlib.sha256(str(schema).encode()).hexdigest()[:8]
+    return engine.register(name, schema.empty_table())
 
 
 def _is_number_condition(condition: Condition) -> bool:

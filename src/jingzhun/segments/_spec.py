@@ -884,6 +884,11 @@ def _condition_from_tree(tree: exp.Expression) -> Condition | None:
         if name is None or not ok or value is None:
             return None
         return Condition(name, _BINARY[type(tree)], value)
+    if isinstance(tree, exp.Contains):
+        name = _column(tree.this)
+        ok, value = _literal(tree.expression)
+        if name is not None and ok and isinstance(value, str):
+            return Condition(name, Op.CONTAINS, value)
     if isinstance(tree, exp.Anonymous) and tree.name.lower() == "contains":
         args = tree.expressions
         if len(args) == 2:

@@ -316,10 +316,13 @@ class SegmentsPart:
         """The members query in the engine's SQL dialect."""
         return self.compile(name).sql()
 
-    def build(self) -> SegmentsReport:
-        """Evaluate every segment; record members, entries and exits (a run in the store)."""
+    def build(self, as_of: date | None = None) -> SegmentsReport:
+        """Evaluate every segment; record members, entries and exits (a run in the store).
+
+        ``as_of`` is the profiles' date (read from ``profiles`` when not given).
+        """
         specs = list(self.specs().values())
-        as_of = self.as_of()
+        as_of = as_of or self.as_of()
         run_id = self._ws.store.start_run("segments build", self._ws.project.name)
         try:
             report = build_segments(
@@ -427,7 +430,7 @@ class Workspace:
         late = settings.include_late_loads
         identity = self.identity.build(None if late else as_of, probabilistic=probabilistic)
         profiles = self.profiles.build(as_of, settings=settings)
-        segments = self.segments.build() if self.segments.specs() else None
+        segments = self.segments.build(profiles.as_of) if self.segments.specs() else None
         return BuildReport(identity, profiles, segments)
 
     def tables(self) -> dict[str, int]:
