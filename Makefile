@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench java clean help
+.PHONY: demo test lint bench java sysdeps clean help
 
 help:
 	@echo "make demo   build the demo project in demo/, load it, print where its report is"
@@ -16,6 +16,12 @@ $(BIN)/python:
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jingzhun needs Python >= 3.11")'
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# LightGBM's wheel links the system's OpenMP runtime (libgomp1); install it when missing.
+sysdeps:
+	@if ldconfig -p 2>/dev/null | grep -q libgomp.so.1; then :; \
+	else echo "==> installing libgomp1 for LightGBM (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgomp1 >/dev/null; fi
 
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	@echo "==> installing jingzhun (pinned dependencies) into $(VENV)"
@@ -33,7 +39,7 @@ java:
 	else echo "==> installing a Java 17 runtime for Spark (apt-get)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; fi
 
-demo: $(VENV)/.installed-base
+demo: sysdeps $(VENV)/.installed-base
 	@echo "==> building the demo project in demo/ (Online Retail sample + generated data)"
 	$(BIN)/jingzhun demo demo
 
@@ -47,15 +53,16 @@ lint: $(VENV)/.installed-test
 	@echo "==> import-linter: data flows one way"
 	$(BIN)/lint-imports
 
-test: lint java
+test: sysdeps lint java
 	@echo "==> pytest (DuckDB and Spark engines)"
 	./scripts/with-postgres.sh $(BIN)/pytest
 
-bench: $(VENV)/.installed-test java
+bench: sysdeps $(VENV)/.installed-test java
 	@echo "==> benchmarks (figures written to benchmarks/results/)"
 	$(BIN)/python -m benchmarks.ingest_parquet
 	$(BIN)/python -m benchmarks.identity_match
 	$(BIN)/python -m benchmarks.profiles
+	$(BIN)/python -m benchmarks.segments_count
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -147,6 +147,8 @@ class CompiledSegment:
     as_of: dt.date
     wide: ir.Table  # profiles + one value column per predicate + one truth column per node
     columns: list[ExplainColumn] = field(default_factory=list)
+    base: ir.Table = None  # profiles + value columns
+    expressions: list[ir.BooleanValue] = field(default_factory=list)  # truth per node
 
     @property
     def truth(self) -> str:
@@ -154,21 +156,25 @@ class CompiledSegment:
         return self.columns[0].truth
 
     @property
+    def condition(self) -> ir.BooleanValue:
+        """The whole rule as one boolean over ``wide`` (no explain columns)."""
+        return self.expressions[0]
+
+    @property
     def members(self) -> ir.Table:
         """``customer_key`` of every member."""
-        w = self.wide
-        return w.filter(w[self.truth]).select("customer_key")
+        w = self.base
+        return w.filter(self.condition).select("customer_key")
 
     def member_profiles(self) -> ir.Table:
         """The members' rows of ``profiles`` (every profile column)."""
-        w = self.wide
+        w = self.base
         names = [c for c in w.columns if not c.startswith("_jz_")]
-        return w.filter(w[self.truth]).select(*names)
+        return w.filter(self.condition).select(*names)
 
     def count(self) -> ir.IntegerScalar:
         """The number of members."""
-        w = self.wide
-        return w.filter(w[self.truth]).count()
+        return self.base.filter(self.condition).count()
 
     def sql(self) -> str:
         """The SQL of the members query in the engine's dialect."""
@@ -241,11 +247,16 @@ class _Compiler:
                 joined = wide.left_join(table, wide.customer_key == table[key])
                 wide = joined.select(*wide.columns, values[i])
             truths: dict[int, ir.BooleanValue] = {}
+            negated = _negated(nodes)
             for i in reversed(range(len(nodes))):
-                truths[i] = self.truth(spec, nodes, i, wide, values, truths)
+                truth = self.truth(spec, nodes, i, wide, values, truths)
+                # An unknown value (null) fails a condition. A filter drops nulls by itself,
+                # so only leaves under a `not` need the (costly) coalesce to false.
+                leaf = not isinstance(nodes[i], AllOf | AnyOf | NotOf)
+                truths[i] = truth.fill_null(False) if leaf and i in negated else truth
             if self.problems:
                 raise SpecError(list(self.problems))
-            wide = wide.mutate(**{f"_jz_t{i}": truths[i] for i in range(len(nodes))})
+            truthful = wide.mutate(**{f"_jz_t{i}": truths[i] for i in range(len(nodes))})
             columns = [
                 ExplainColumn(node, _depth(spec.rule, node), values.get(i), f"_jz_t{i}")
                 for i, node in enumerate(nodes)
@@ -257,7 +268,14 @@ class _Compiler:
                     )
                 if isinstance(node, AnniversaryPredicate | SamplePredicate):
                     columns[i] = ExplainColumn(node, columns[i].depth, None, f"_jz_t{i}")
-            return CompiledSegment(spec, self.as_of.day, wide, columns)
+            return CompiledSegment(
+                spec,
+                self.as_of.day,
+                truthful,
+                columns,
+                wide,
+                [truths[i] for i in range(len(nodes))],
+            )
         finally:
             self._stack.pop()
 
@@ -538,9 +556,9 @@ class _Compiler:
         if isinstance(node, FieldPredicate):
             name = node.condition.field
             if i in values:
-                return _compare(wide[values[i]], node.condition, Kind.NUMBER).fill_null(False)
+                return _compare(wide[values[i]], node.condition, Kind.NUMBER)
             kind = self.catalog.columns.get(name, Kind.STRING)
-            return _compare(wide[name], node.condition, kind).fill_null(False)
+            return _compare(wide[name], node.condition, kind)
         if isinstance(node, EventPredicate):
             return self.event_truth(node, wide[values[i]])
         if isinstance(node, SegmentPredicate | LookalikePredicate | ClusterPredicate):
@@ -554,29 +572,42 @@ class _Compiler:
                 column = column.date()
             days = anniversary_days(self.as_of.day, node.days)
             month_day = column.month() * 100 + column.day()
-            return month_day.isin(days).fill_null(False)
+            return month_day.isin(days)
         raise AssertionError(f"no truth for {node!r}")
 
     def event_truth(self, node: EventPredicate, value: ir.Value) -> ir.BooleanValue:
         compare = node.compare
         assert compare is not None
         if node.measure is Measure.COUNT:
-            return _compare(value.fill_null(0), compare, Kind.NUMBER).fill_null(False)
+            return _compare(value.fill_null(0), compare, Kind.NUMBER)
         if node.measure in TIME_MEASURES:
             day = self.as_of.day
             if compare.field.endswith("_date"):
-                return _compare(value, compare, Kind.DATE).fill_null(False)
+                return _compare(value, compare, Kind.DATE)
             unit, n = compare.value
             start = day - dt.timedelta(days=n - 1) if unit == "days" else _months_start(day, n)
             recent = value >= ibis.literal(start, type="date")
             if compare.field.endswith("_not_within"):
-                return (~recent).fill_null(False)
-            return recent.fill_null(False)
-        return _compare(value, compare, Kind.NUMBER).fill_null(False)
+                return ~recent
+            return recent
+        return _compare(value, compare, Kind.NUMBER)
 
 
 def _months_start(day: dt.date, months: int) -> dt.date:
     return months_back(day, months) + dt.timedelta(days=1)
+
+
+def _negated(nodes: Sequence[Node]) -> set[int]:
+    """Indices of the nodes that have a ``not`` above them."""
+    out: set[int] = set()
+    for j in range(len(nodes)):
+        parent = _parent(nodes, j)
+        while parent is not None:
+            if isinstance(nodes[parent], NotOf):
+                out.add(j)
+                break
+            parent = _parent(nodes, parent)
+    return out
 
 
 def _parent(nodes: Sequence[Node], j: int) -> int | None:
@@ -659,15 +690,14 @@ def _literal(value: Any, kind: Kind) -> Any:
         moment = dt.datetime.combine(value, dt.time())
         return ibis.literal(moment, type="timestamp")
     if kind is Kind.NUMBER:
-        return ibis.literal(float(value), type="float64")
+        # the column keeps its own type (a cast of every row costs more than the comparison)
+        return ibis.literal(value, type="int64" if isinstance(value, int) else "float64")
     return ibis.literal(value)
 
 
 def _compare(column: ir.Value, condition: Condition, kind: Kind) -> ir.BooleanValue:
     """``column op value`` as an Ibis boolean (null when the column is null)."""
     op, value = condition.op, condition.value
-    if kind is Kind.NUMBER:
-        column = column.cast("float64")
     if kind is Kind.TIMESTAMP and isinstance(value, str | dt.date):
         # a date compared with an instant means its day (UTC)
         column = column.date()

@@ -192,5 +192,8 @@ FROM (
     ON "t3"."customer_key" = "t25"."_jz_k2"
 ) AS "t28"
 WHERE
-  COALESCE("t28"."_jz_v1" >= 1000.0, FALSE)
-  OR COALESCE(CAST(COALESCE("t28"."_jz_v2", 0) AS DOUBLE) >= 4.0, FALSE)
+  (
+    "t28"."_jz_v1" >= 1000
+  ) OR (
+    COALESCE("t28"."_jz_v2", 0) >= 4
+  )

@@ -241,12 +241,10 @@ FROM (
     ON "t3"."customer_key" = "t33"."_jz_k7"
 ) AS "t36"
 WHERE
-  COALESCE(CAST(COALESCE("t36"."_jz_v1", 0) AS DOUBLE) >= 1.0, FALSE)
-  AND COALESCE("t36"."_jz_v2" >= 1.0, FALSE)
-  AND (
-    COALESCE("t36"."has_valid_phone" = TRUE, FALSE)
-    AND COALESCE("t36"."sms_consent" = TRUE, FALSE)
-  )
+  COALESCE("t36"."_jz_v1", 0) >= 1
+  AND "t36"."_jz_v2" >= 1
+  AND "t36"."has_valid_phone" = TRUE
+  AND "t36"."sms_consent" = TRUE
   AND NOT (
-    COALESCE(CAST(COALESCE("t36"."_jz_v7", 0) AS DOUBLE) >= 1.0, FALSE)
+    COALESCE(COALESCE("t36"."_jz_v7", 0) >= 1, FALSE)
   )

@@ -118,59 +118,196 @@ WITH "t5" AS (
     "t22"."customer_key" IS NOT NULL AND "t22"."event_type" = 'product_opened'
 )
 SELECT
-  "t40"."customer_key"
+  "t39"."customer_key"
 FROM (
   SELECT
-    "t39"."customer_key",
-    "t39"."as_of",
-    "t39"."email",
-    "t39"."phone",
-    "t39"."first_name",
-    "t39"."last_name",
-    "t39"."birth_date",
-    "t39"."gender",
-    "t39"."city",
-    "t39"."country",
-    "t39"."email_consent",
-    "t39"."sms_consent",
-    "t39"."push_consent",
-    "t39"."identifiers",
-    "t39"."first_seen",
-    "t39"."last_seen",
-    "t39"."first_order_at",
-    "t39"."last_order_at",
-    "t39"."orders",
-    "t39"."revenue",
-    "t39"."gross_revenue",
-    "t39"."returns",
-    "t39"."returns_value",
-    "t39"."return_rate",
-    "t39"."recency_days",
-    "t39"."frequency",
-    "t39"."monetary",
-    "t39"."r_score",
-    "t39"."f_score",
-    "t39"."m_score",
-    "t39"."fm_score",
-    "t39"."rfm_segment",
-    "t39"."value_tier",
-    "t39"."lifecycle_stage",
-    "t39"."events",
-    "t39"."activity_score",
-    "t39"."interest_1",
-    "t39"."interest_2",
-    "t39"."interest_3",
-    "t39"."has_valid_email",
-    "t39"."has_valid_phone",
-    "t39"."has_push",
-    "t39"."age",
-    "t39"."age_band",
-    "t39"."lead_score",
-    "t39"."_jz_v1",
+    "t3"."customer_key",
+    "t3"."as_of",
+    "t3"."email",
+    "t3"."phone",
+    "t3"."first_name",
+    "t3"."last_name",
+    "t3"."birth_date",
+    "t3"."gender",
+    "t3"."city",
+    "t3"."country",
+    "t3"."email_consent",
+    "t3"."sms_consent",
+    "t3"."push_consent",
+    "t3"."identifiers",
+    "t3"."first_seen",
+    "t3"."last_seen",
+    "t3"."first_order_at",
+    "t3"."last_order_at",
+    "t3"."orders",
+    "t3"."revenue",
+    "t3"."gross_revenue",
+    "t3"."returns",
+    "t3"."returns_value",
+    "t3"."return_rate",
+    "t3"."recency_days",
+    "t3"."frequency",
+    "t3"."monetary",
+    "t3"."r_score",
+    "t3"."f_score",
+    "t3"."m_score",
+    "t3"."fm_score",
+    "t3"."rfm_segment",
+    "t3"."value_tier",
+    "t3"."lifecycle_stage",
+    "t3"."events",
+    "t3"."activity_score",
+    "t3"."interest_1",
+    "t3"."interest_2",
+    "t3"."interest_3",
+    "t3"."has_valid_email",
+    "t3"."has_valid_phone",
+    "t3"."has_push",
+    "t3"."age",
+    "t3"."age_band",
+    "t3"."lead_score",
+    "t38"."_jz_v1"
+  FROM "profiles" AS "t3"
+  LEFT OUTER JOIN (
+    SELECT
+      "t36"."customer_key" AS "_jz_k1",
+      TRUE AS "_jz_v1"
+    FROM (
+      SELECT
+        "t3"."customer_key",
+        "t3"."as_of",
+        "t3"."email",
+        "t3"."phone",
+        "t3"."first_name",
+        "t3"."last_name",
+        "t3"."birth_date",
+        "t3"."gender",
+        "t3"."city",
+        "t3"."country",
+        "t3"."email_consent",
+        "t3"."sms_consent",
+        "t3"."push_consent",
+        "t3"."identifiers",
+        "t3"."first_seen",
+        "t3"."last_seen",
+        "t3"."first_order_at",
+        "t3"."last_order_at",
+        "t3"."orders",
+        "t3"."revenue",
+        "t3"."gross_revenue",
+        "t3"."returns",
+        "t3"."returns_value",
+        "t3"."return_rate",
+        "t3"."recency_days",
+        "t3"."frequency",
+        "t3"."monetary",
+        "t3"."r_score",
+        "t3"."f_score",
+        "t3"."m_score",
+        "t3"."fm_score",
+        "t3"."rfm_segment",
+        "t3"."value_tier",
+        "t3"."lifecycle_stage",
+        "t3"."events",
+        "t3"."activity_score",
+        "t3"."interest_1",
+        "t3"."interest_2",
+        "t3"."interest_3",
+        "t3"."has_valid_email",
+        "t3"."has_valid_phone",
+        "t3"."has_push",
+        "t3"."age",
+        "t3"."age_band",
+        "t3"."lead_score",
+        "t32"."_jz_v1",
+        "t35"."_jz_v2",
+        "t33"."_jz_v7"
+      FROM "profiles" AS "t3"
+      LEFT OUTER JOIN (
+        SELECT
+          "t27"."customer_key" AS "_jz_k1",
+          COUNT(*) AS "_jz_v1"
+        FROM (
+          SELECT
+            *
+          FROM "t23" AS "t25"
+          WHERE
+            COALESCE((
+              "t25"."properties" ->> '$.product'
+            ) = 'debit_card', FALSE)
+        ) AS "t27"
+        GROUP BY
+          1
+      ) AS "t32"
+        ON "t3"."customer_key" = "t32"."_jz_k1"
+      LEFT OUTER JOIN (
+        SELECT
+          "t31"."customer_key" AS "_jz_k2",
+          SUM(CAST("t31"."properties" ->> '$.amount' AS DOUBLE)) AS "_jz_v2"
+        FROM (
+          SELECT
+            *
+          FROM (
+            SELECT
+              *
+            FROM (
+              SELECT
+                "t22"."customer_key",
+                "t22"."sku",
+                "t22"."channel",
+                "t22"."properties",
+                CAST("t22"."occurred_at" AS DATE) AS "_jz_day",
+                "t22"."_source" AS "source"
+              FROM "t21" AS "t22"
+              WHERE
+                "t22"."customer_key" IS NOT NULL AND "t22"."event_type" = 'card_payment'
+            ) AS "t24"
+            WHERE
+              COALESCE((
+                "t24"."properties" ->> '$.card_type'
+              ) = 'debit', FALSE)
+          ) AS "t26"
+          WHERE
+            "t26"."_jz_day" >= MAKE_DATE(2023, 12, 31)
+            AND "t26"."_jz_day" <= MAKE_DATE(2024, 6, 30)
+        ) AS "t31"
+        GROUP BY
+          1
+      ) AS "t35"
+        ON "t3"."customer_key" = "t35"."_jz_k2"
+      LEFT OUTER JOIN (
+        SELECT
+          "t28"."customer_key" AS "_jz_k7",
+          COUNT(*) AS "_jz_v7"
+        FROM (
+          SELECT
+            *
+          FROM "t23" AS "t25"
+          WHERE
+            COALESCE((
+              "t25"."properties" ->> '$.product'
+            ) = 'credit_card', FALSE)
+        ) AS "t28"
+        GROUP BY
+          1
+      ) AS "t33"
+        ON "t3"."customer_key" = "t33"."_jz_k7"
+    ) AS "t36"
+    WHERE
+      COALESCE("t36"."_jz_v1", 0) >= 1
+      AND "t36"."_jz_v2" >= 1
+      AND "t36"."has_valid_phone" = TRUE
+      AND "t36"."sms_consent" = TRUE
+      AND NOT (
+        COALESCE(COALESCE("t36"."_jz_v7", 0) >= 1, FALSE)
+      )
+  ) AS "t38"
+    ON "t3"."customer_key" = "t38"."_jz_k1"
+) AS "t39"
+WHERE
+  "t39"."_jz_v1" IS NOT NULL
+  AND (
     (
-      "t39"."_jz_v1" IS NOT NULL
-    )
-    AND (
       (
         (
           (
@@ -184,26 +321,7 @@ FROM (
                           (
                             (
                               (
-                                (
-                                  (
-                                    0 * 16
-                                  ) + (
-                                    STRPOS(
-                                      '0123456789abcdef',
-                                      SUBSTRING(
-                                        MD5('7:' || "t39"."customer_key"),
-                                        CASE
-                                          WHEN (
-                                            0 + 1
-                                          ) >= 1
-                                          THEN 0 + 1
-                                          ELSE 0 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
-                                        END,
-                                        1
-                                      )
-                                    ) - 1
-                                  )
-                                ) * 16
+                                0 * 16
                               ) + (
                                 STRPOS(
                                   '0123456789abcdef',
@@ -211,10 +329,10 @@ FROM (
                                     MD5('7:' || "t39"."customer_key"),
                                     CASE
                                       WHEN (
-                                        1 + 1
+                                        0 + 1
                                       ) >= 1
-                                      THEN 1 + 1
-                                      ELSE 1 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
+                                      THEN 0 + 1
+                                      ELSE 0 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
                                     END,
                                     1
                                   )
@@ -228,10 +346,10 @@ FROM (
                                 MD5('7:' || "t39"."customer_key"),
                                 CASE
                                   WHEN (
-                                    2 + 1
+                                    1 + 1
                                   ) >= 1
-                                  THEN 2 + 1
-                                  ELSE 2 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
+                                  THEN 1 + 1
+                                  ELSE 1 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
                                 END,
                                 1
                               )
@@ -245,10 +363,10 @@ FROM (
                             MD5('7:' || "t39"."customer_key"),
                             CASE
                               WHEN (
-                                3 + 1
+                                2 + 1
                               ) >= 1
-                              THEN 3 + 1
-                              ELSE 3 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
+                              THEN 2 + 1
+                              ELSE 2 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
                             END,
                             1
                           )
@@ -262,10 +380,10 @@ FROM (
                         MD5('7:' || "t39"."customer_key"),
                         CASE
                           WHEN (
-                            4 + 1
+                            3 + 1
                           ) >= 1
-                          THEN 4 + 1
-                          ELSE 4 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
+                          THEN 3 + 1
+                          ELSE 3 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
                         END,
                         1
                       )
@@ -279,10 +397,10 @@ FROM (
                     MD5('7:' || "t39"."customer_key"),
                     CASE
                       WHEN (
-                        5 + 1
+                        4 + 1
                       ) >= 1
-                      THEN 5 + 1
-                      ELSE 5 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
+                      THEN 4 + 1
+                      ELSE 4 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
                     END,
                     1
                   )
@@ -296,342 +414,31 @@ FROM (
                 MD5('7:' || "t39"."customer_key"),
                 CASE
                   WHEN (
-                    6 + 1
+                    5 + 1
                   ) >= 1
-                  THEN 6 + 1
-                  ELSE 6 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
+                  THEN 5 + 1
+                  ELSE 5 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
                 END,
                 1
               )
             ) - 1
           )
-        ) % 10000
-      ) < 2000
-    ) AS "_jz_t0",
-    "t39"."_jz_v1" IS NOT NULL AS "_jz_t1",
-    (
-      (
-        (
-          (
-            (
-              (
-                (
-                  (
-                    (
-                      (
-                        (
-                          (
-                            (
-                              (
-                                (
-                                  0 * 16
-                                ) + (
-                                  STRPOS(
-                                    '0123456789abcdef',
-                                    SUBSTRING(
-                                      MD5('7:' || "t39"."customer_key"),
-                                      CASE
-                                        WHEN (
-                                          0 + 1
-                                        ) >= 1
-                                        THEN 0 + 1
-                                        ELSE 0 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
-                                      END,
-                                      1
-                                    )
-                                  ) - 1
-                                )
-                              ) * 16
-                            ) + (
-                              STRPOS(
-                                '0123456789abcdef',
-                                SUBSTRING(
-                                  MD5('7:' || "t39"."customer_key"),
-                                  CASE
-                                    WHEN (
-                                      1 + 1
-                                    ) >= 1
-                                    THEN 1 + 1
-                                    ELSE 1 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
-                                  END,
-                                  1
-                                )
-                              ) - 1
-                            )
-                          ) * 16
-                        ) + (
-                          STRPOS(
-                            '0123456789abcdef',
-                            SUBSTRING(
-                              MD5('7:' || "t39"."customer_key"),
-                              CASE
-                                WHEN (
-                                  2 + 1
-                                ) >= 1
-                                THEN 2 + 1
-                                ELSE 2 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
-                              END,
-                              1
-                            )
-                          ) - 1
-                        )
-                      ) * 16
-                    ) + (
-                      STRPOS(
-                        '0123456789abcdef',
-                        SUBSTRING(
-                          MD5('7:' || "t39"."customer_key"),
-                          CASE
-                            WHEN (
-                              3 + 1
-                            ) >= 1
-                            THEN 3 + 1
-                            ELSE 3 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
-                          END,
-                          1
-                        )
-                      ) - 1
-                    )
-                  ) * 16
-                ) + (
-                  STRPOS(
-                    '0123456789abcdef',
-                    SUBSTRING(
-                      MD5('7:' || "t39"."customer_key"),
-                      CASE
-                        WHEN (
-                          4 + 1
-                        ) >= 1
-                        THEN 4 + 1
-                        ELSE 4 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
-                      END,
-                      1
-                    )
-                  ) - 1
-                )
-              ) * 16
-            ) + (
-              STRPOS(
-                '0123456789abcdef',
-                SUBSTRING(
-                  MD5('7:' || "t39"."customer_key"),
-                  CASE
-                    WHEN (
-                      5 + 1
-                    ) >= 1
-                    THEN 5 + 1
-                    ELSE 5 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
-                  END,
-                  1
-                )
-              ) - 1
-            )
-          ) * 16
-        ) + (
-          STRPOS(
-            '0123456789abcdef',
-            SUBSTRING(
-              MD5('7:' || "t39"."customer_key"),
-              CASE
-                WHEN (
-                  6 + 1
-                ) >= 1
-                THEN 6 + 1
-                ELSE 6 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
-              END,
-              1
-            )
-          ) - 1
-        )
-      ) % 10000
-    ) < 2000 AS "_jz_t2"
-  FROM (
-    SELECT
-      "t3"."customer_key",
-      "t3"."as_of",
-      "t3"."email",
-      "t3"."phone",
-      "t3"."first_name",
-      "t3"."last_name",
-      "t3"."birth_date",
-      "t3"."gender",
-      "t3"."city",
-      "t3"."country",
-      "t3"."email_consent",
-      "t3"."sms_consent",
-      "t3"."push_consent",
-      "t3"."identifiers",
-      "t3"."first_seen",
-      "t3"."last_seen",
-      "t3"."first_order_at",
-      "t3"."last_order_at",
-      "t3"."orders",
-      "t3"."revenue",
-      "t3"."gross_revenue",
-      "t3"."returns",
-      "t3"."returns_value",
-      "t3"."return_rate",
-      "t3"."recency_days",
-      "t3"."frequency",
-      "t3"."monetary",
-      "t3"."r_score",
-      "t3"."f_score",
-      "t3"."m_score",
-      "t3"."fm_score",
-      "t3"."rfm_segment",
-      "t3"."value_tier",
-      "t3"."lifecycle_stage",
-      "t3"."events",
-      "t3"."activity_score",
-      "t3"."interest_1",
-      "t3"."interest_2",
-      "t3"."interest_3",
-      "t3"."has_valid_email",
-      "t3"."has_valid_phone",
-      "t3"."has_push",
-      "t3"."age",
-      "t3"."age_band",
-      "t3"."lead_score",
-      "t38"."_jz_v1"
-    FROM "profiles" AS "t3"
-    LEFT OUTER JOIN (
-      SELECT
-        "t36"."customer_key" AS "_jz_k1",
-        TRUE AS "_jz_v1"
-      FROM (
-        SELECT
-          "t3"."customer_key",
-          "t3"."as_of",
-          "t3"."email",
-          "t3"."phone",
-          "t3"."first_name",
-          "t3"."last_name",
-          "t3"."birth_date",
-          "t3"."gender",
-          "t3"."city",
-          "t3"."country",
-          "t3"."email_consent",
-          "t3"."sms_consent",
-          "t3"."push_consent",
-          "t3"."identifiers",
-          "t3"."first_seen",
-          "t3"."last_seen",
-          "t3"."first_order_at",
-          "t3"."last_order_at",
-          "t3"."orders",
-          "t3"."revenue",
-          "t3"."gross_revenue",
-          "t3"."returns",
-          "t3"."returns_value",
-          "t3"."return_rate",
-          "t3"."recency_days",
-          "t3"."frequency",
-          "t3"."monetary",
-          "t3"."r_score",
-          "t3"."f_score",
-          "t3"."m_score",
-          "t3"."fm_score",
-          "t3"."rfm_segment",
-          "t3"."value_tier",
-          "t3"."lifecycle_stage",
-          "t3"."events",
-          "t3"."activity_score",
-          "t3"."interest_1",
-          "t3"."interest_2",
-          "t3"."interest_3",
-          "t3"."has_valid_email",
-          "t3"."has_valid_phone",
-          "t3"."has_push",
-          "t3"."age",
-          "t3"."age_band",
-          "t3"."lead_score",
-          "t32"."_jz_v1",
-          "t35"."_jz_v2",
-          "t33"."_jz_v7"
-        FROM "profiles" AS "t3"
-        LEFT OUTER JOIN (
-          SELECT
-            "t27"."customer_key" AS "_jz_k1",
-            COUNT(*) AS "_jz_v1"
-          FROM (
-            SELECT
-              *
-            FROM "t23" AS "t25"
-            WHERE
-              COALESCE((
-                "t25"."properties" ->> '$.product'
-              ) = 'debit_card', FALSE)
-          ) AS "t27"
-          GROUP BY
+        ) * 16
+      ) + (
+        STRPOS(
+          '0123456789abcdef',
+          SUBSTRING(
+            MD5('7:' || "t39"."customer_key"),
+            CASE
+              WHEN (
+                6 + 1
+              ) >= 1
+              THEN 6 + 1
+              ELSE 6 + 1 + LENGTH(MD5('7:' || "t39"."customer_key"))
+            END,
             1
-        ) AS "t32"
-          ON "t3"."customer_key" = "t32"."_jz_k1"
-        LEFT OUTER JOIN (
-          SELECT
-            "t31"."customer_key" AS "_jz_k2",
-            SUM(CAST("t31"."properties" ->> '$.amount' AS DOUBLE)) AS "_jz_v2"
-          FROM (
-            SELECT
-              *
-            FROM (
-              SELECT
-                *
-              FROM (
-                SELECT
-                  "t22"."customer_key",
-                  "t22"."sku",
-                  "t22"."channel",
-                  "t22"."properties",
-                  CAST("t22"."occurred_at" AS DATE) AS "_jz_day",
-                  "t22"."_source" AS "source"
-                FROM "t21" AS "t22"
-                WHERE
-                  "t22"."customer_key" IS NOT NULL AND "t22"."event_type" = 'card_payment'
-              ) AS "t24"
-              WHERE
-                COALESCE((
-                  "t24"."properties" ->> '$.card_type'
-                ) = 'debit', FALSE)
-            ) AS "t26"
-            WHERE
-              "t26"."_jz_day" >= MAKE_DATE(2023, 12, 31)
-              AND "t26"."_jz_day" <= MAKE_DATE(2024, 6, 30)
-          ) AS "t31"
-          GROUP BY
-            1
-        ) AS "t35"
-          ON "t3"."customer_key" = "t35"."_jz_k2"
-        LEFT OUTER JOIN (
-          SELECT
-            "t28"."customer_key" AS "_jz_k7",
-            COUNT(*) AS "_jz_v7"
-          FROM (
-            SELECT
-              *
-            FROM "t23" AS "t25"
-            WHERE
-              COALESCE((
-                "t25"."properties" ->> '$.product'
-              ) = 'credit_card', FALSE)
-          ) AS "t28"
-          GROUP BY
-            1
-        ) AS "t33"
-          ON "t3"."customer_key" = "t33"."_jz_k7"
-      ) AS "t36"
-      WHERE
-        COALESCE(CAST(COALESCE("t36"."_jz_v1", 0) AS DOUBLE) >= 1.0, FALSE)
-        AND COALESCE("t36"."_jz_v2" >= 1.0, FALSE)
-        AND (
-          COALESCE("t36"."has_valid_phone" = TRUE, FALSE)
-          AND COALESCE("t36"."sms_consent" = TRUE, FALSE)
-        )
-        AND NOT (
-          COALESCE(CAST(COALESCE("t36"."_jz_v7", 0) AS DOUBLE) >= 1.0, FALSE)
-        )
-    ) AS "t38"
-      ON "t3"."customer_key" = "t38"."_jz_k1"
-  ) AS "t39"
-) AS "t40"
-WHERE
-  "t40"."_jz_t0"
+          )
+        ) - 1
+      )
+    ) % 10000
+  ) < 2000
