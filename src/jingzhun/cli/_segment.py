@@ -192,3 +192,51 @@ def segment_changes(
         print_json({"changes": rows.to_pylist()})
     else:
         out.print(arrow_table("segment changes", rows))
+
+
+@segment_app.command("cluster")
+@handles_errors
+def segment_cluster(
+    cluster_set: Annotated[str, typer.Argument(help="Name of the cluster set (segments/<name>/).")],
+    method: Annotated[str, typer.Option(help="kmeans or gmm.")] = "kmeans",
+    k: Annotated[int | None, typer.Option(help="Clusters (default: chosen by silhouette).")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same clusters).")] = 0,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Cluster customers by behaviour and save each cluster as a segment, described in words."""
+    with Workspace.open(project) as ws:
+        result = ws.segments.cluster(cluster_set, method=method, k=k, seed=seed)
+    payload = result.to_dict()
+    if as_json:
+        print_json(payload)
+        return
+    out.print(f"{cluster_set}: {payload.get('k')} clusters ({method}, seed {seed})")
+    for cluster in payload.get("clusters", []):
+        out.print(f"  {cluster.get('segment')}: {cluster.get('size'):,} — {cluster.get('label')}")
+
+
+@segment_app.command("lookalike")
+@handles_errors
+def segment_lookalike(
+    seed_segment: NameArgument,
+    top: Annotated[int | None, typer.Option(help="Keep the top N look-alikes.")] = None,
+    method: Annotated[str, typer.Option(help="pu or classifier.")] = "pu",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    evaluate: Annotated[
+        bool, typer.Option(help="Also hide 30% of the seed and report how many come back.")
+    ] = False,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Rank everybody outside a seed segment by similarity; use with `lookalike: {seed, top}`."""
+    with Workspace.open(project) as ws:
+        result = ws.segments.lookalike(seed_segment, top=top, method=method, seed=seed)
+        evaluation = ws.segments.evaluate_lookalike(seed_segment, seed=seed) if evaluate else None
+    payload = {"lookalike": result.to_dict()}
+    if evaluation is not None:
+        payload["evaluation"] = evaluation.to_dict()
+    if as_json:
+        print_json(payload)
+        return
+    out.print_json(data=payload)

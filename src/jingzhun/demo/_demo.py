@@ -176,9 +176,13 @@ def run_demo(
             f"customers; merges by reason: {identity.get('merges', {})}"
         )
         tell(f"  RFM segments: {profiles.get('segments', {})}")
-        if built.segments is not None:
-            for name, figures in built.segments.segments.items():
-                tell(f"  segment {name}: {figures['members']:,} customers")
+        tell("clustering customers by behaviour (k by silhouette, seed 42)…")
+        clusters = ws.segments.cluster("behaviour", seed=42)
+        for summary in clusters.clusters:
+            tell(f"  {summary.segment}: {summary.size:,} — {summary.label}")
+        segments = ws.segments.build(DEMO_AS_OF)
+        for name, figures in segments.segments.items():
+            tell(f"  segment {name}: {figures['members']:,} customers")
         champion = _a_champion(ws)
         view_path = None
         if champion is not None:

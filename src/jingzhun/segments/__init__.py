@@ -21,6 +21,7 @@ from jingzhun.segments._build import (
     build_segments,
     members_at,
 )
+from jingzhun.segments._cluster import ClusterMethod, ClusterResult, cluster_customers
 from jingzhun.segments._compile import (
     CLUSTERS,
     LOOKALIKE_SCORES,
@@ -30,6 +31,14 @@ from jingzhun.segments._compile import (
     anniversary_days,
     compile_segment,
     sample_bucket,
+)
+from jingzhun.segments._features import behaviour_features
+from jingzhun.segments._lookalike import (
+    LookalikeEvaluation,
+    LookalikeMethod,
+    LookalikeResult,
+    evaluate_lookalike,
+    lookalike,
 )
 from jingzhun.segments._spec import (
     Condition,
@@ -51,10 +60,15 @@ __all__ = [
     "SEGMENT_MEMBERS",
     "SEGMENT_SNAPSHOTS",
     "Catalog",
+    "ClusterMethod",
+    "ClusterResult",
     "CompiledSegment",
     "Condition",
     "ExplainStep",
     "Explanation",
+    "LookalikeEvaluation",
+    "LookalikeMethod",
+    "LookalikeResult",
     "Measure",
     "Op",
     "PredicateKind",
@@ -62,13 +76,17 @@ __all__ = [
     "SegmentsReport",
     "Window",
     "anniversary_days",
+    "behaviour_features",
     "build_segments",
+    "cluster_customers",
     "compile_segment",
     "count_members",
     "dependency_order",
+    "evaluate_lookalike",
     "explain",
     "export_members",
     "load_segment_specs",
+    "lookalike",
     "members_at",
     "parse_segment",
     "preview",

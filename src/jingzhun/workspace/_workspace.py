@@ -40,17 +40,23 @@ from jingzhun.profile import (
 )
 from jingzhun.segments import (
     SEGMENT_CHANGES,
+    ClusterResult,
     CompiledSegment,
     Explanation,
+    LookalikeEvaluation,
+    LookalikeResult,
     SegmentSpec,
     SegmentsReport,
     build_segments,
+    cluster_customers,
     compile_segment,
     count_members,
     dependency_order,
+    evaluate_lookalike,
     explain,
     export_members,
     load_segment_specs,
+    lookalike,
     parse_segment,
     preview,
 )
@@ -337,6 +343,57 @@ class SegmentsPart:
             raise
         self._ws.store.finish_run(run_id, "ok", report.to_dict())
         return report
+
+    def cluster(
+        self,
+        cluster_set: str,
+        *,
+        method: str = "kmeans",
+        k: int | None = None,
+        seed: int = 0,
+    ) -> ClusterResult:
+        """Cluster customers by behaviour; store ``clusters`` and write one segment file per
+        cluster under ``segments/<cluster_set>/``.
+        """
+        return cluster_customers(
+            self._ws.engine,
+            cluster_set=cluster_set,
+            method=method,
+            k=k,
+            seed=seed,
+            project_root=self._ws.project.root,
+            as_of=self.as_of(),
+        )
+
+    def members(self, name: str) -> list[str]:
+        """The ``customer_key`` of every member, sorted."""
+        table = self._ws.engine.execute(self.compile(name).members)
+        return sorted(str(v) for v in table.column("customer_key").to_pylist())
+
+    def lookalike(
+        self, seed_segment: str, *, top: int | None = None, method: str = "pu", seed: int = 0
+    ) -> LookalikeResult:
+        """Rank everybody outside ``seed_segment`` by similarity to it (``lookalike_scores``)."""
+        return lookalike(
+            self._ws.engine,
+            seed_segment=seed_segment,
+            seed_keys=self.members(seed_segment),
+            top=top,
+            method=method,
+            seed=seed,
+            as_of=self.as_of(),
+        )
+
+    def evaluate_lookalike(
+        self, seed_segment: str, *, hidden_fraction: float = 0.3, seed: int = 0
+    ) -> LookalikeEvaluation:
+        """Hide part of the seed, rank, and measure how many hidden members come back."""
+        return evaluate_lookalike(
+            self._ws.engine,
+            self.members(seed_segment),
+            hidden_fraction=hidden_fraction,
+            seed=seed,
+        )
 
     def changes(self, name: str | None = None, limit: int = 50) -> pa.Table:
         """The latest entries and exits (of one segment, or all)."""
