@@ -60,9 +60,11 @@ SELECT
   (hash(i, 3) % 400)::BIGINT AS recency_days,
   (['Champions', 'Loyal', 'At risk', 'Lost', 'New', 'Promising'])[1 + (hash(i, 4) % 6)::BIGINT]
     AS rfm_segment,
-  (['active', 'new', 'at risk', 'dormant', 'churned'])[1 + (hash(i, 5) % 5)::BIGINT] AS lifecycle_stage,
+  (['active', 'new', 'at risk', 'dormant', 'churned'])[1 + (hash(i, 5) % 5)::BIGINT]
+    AS lifecycle_stage,
   CASE WHEN hash(i, 6) % 10 = 0 THEN NULL
-       ELSE (['Shanghai', 'Beijing', 'Shenzhen', 'Hangzhou'])[1 + (hash(i, 7) % 4)::BIGINT] END AS city,
+       ELSE (['Shanghai', 'Beijing', 'Shenzhen', 'Hangzhou'])[1 + (hash(i, 7) % 4)::BIGINT]
+  END AS city,
   hash(i, 8) % 4 <> 0 AS has_valid_phone,
   hash(i, 9) % 2 = 0 AS sms_consent,
   (18 + hash(i, 10) % 60)::BIGINT AS age
