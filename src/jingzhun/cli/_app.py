@@ -327,9 +327,7 @@ def build(
         for column in ("segment", "members", "entered", "exited"):
             audiences.add_column(column, justify="left" if column == "segment" else "right")
         for name, figures in built.segments.segments.items():
-            audiences.add_row(
-                name, *(f"{figures[k]:,}" for k in ("members", "entered", "exited"))
-            )
+            audiences.add_row(name, *(f"{figures[k]:,}" for k in ("members", "entered", "exited")))
         out.print(audiences)
 
 
