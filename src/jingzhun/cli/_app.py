@@ -515,10 +515,12 @@ def _say(message: str) -> None:
 from jingzhun.cli import _model_clv, _model_ml  # noqa: E402, F401
 from jingzhun.cli._experiment import experiment_app  # noqa: E402
 from jingzhun.cli._model import model_app  # noqa: E402
+from jingzhun.cli._recommend import recommend_app  # noqa: E402
 from jingzhun.cli._segment import segment_app  # noqa: E402
 
 app.add_typer(segment_app, name="segment")
 app.add_typer(model_app, name="model")
+app.add_typer(recommend_app, name="recommend")
 app.add_typer(experiment_app, name="experiment")
 
 

@@ -1,0 +1,3 @@
+"""Recommendations: what to offer each customer, evaluated offline."""
+
+__all__: list[str] = []
