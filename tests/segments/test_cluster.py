@@ -238,6 +238,8 @@ def test_errors_say_what_is_allowed(engine: Engine) -> None:
         cluster_customers(engine, cluster_set="x", k_range=[1, 2])
     with pytest.raises(SpecError, match=r"field 'cluster_set'.*lower-case letters"):
         cluster_customers(engine, cluster_set="../Behaviour", k=2)
+    with pytest.raises(SpecError, match="field 'threads' 0: use at least 1 thread"):
+        cluster_customers(engine, cluster_set="x", k=2, threads=0)
     with pytest.raises(SpecError, match="use up to 59 lower-case letters"):
         cluster_customers(engine, cluster_set="b" * 60, k=2)
     with pytest.raises(SpecError, match="not numeric profile columns: email; numeric columns:"):

@@ -162,6 +162,8 @@ def test_errors_say_what_is_wrong(engine: Engine, best: list[str]) -> None:
         lookalike(engine, seed_segment="x", seed_keys=everybody)
     with pytest.raises(SpecError, match=r"field 'seed_segment'.*lower-case letters"):
         lookalike(engine, seed_segment="Best customers", seed_keys=best)
+    with pytest.raises(SpecError, match="field 'threads' 0: use at least 1 thread"):
+        lookalike(engine, seed_segment="x", seed_keys=best, threads=0)
     with pytest.raises(SpecError, match="field 'top'"):
         lookalike(engine, seed_segment="x", seed_keys=best, top=0)
     with pytest.raises(SpecError, match="field 'hidden_fraction'"):
