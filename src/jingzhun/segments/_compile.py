@@ -52,7 +52,7 @@ from jingzhun.segments._spec import (
     SamplePredicate,
     SegmentPredicate,
     SegmentSpec,
-    months_back,
+    Window,
     walk,
 )
 
@@ -585,16 +585,13 @@ class _Compiler:
             if compare.field.endswith("_date"):
                 return _compare(value, compare, Kind.DATE)
             unit, n = compare.value
-            start = day - dt.timedelta(days=n - 1) if unit == "days" else _months_start(day, n)
+            window = Window(days=n) if unit == "days" else Window(months=n)
+            start, _ = window.bounds(day)
             recent = value >= ibis.literal(start, type="date")
             if compare.field.endswith("_not_within"):
                 return ~recent
             return recent
         return _compare(value, compare, Kind.NUMBER)
-
-
-def _months_start(day: dt.date, months: int) -> dt.date:
-    return months_back(day, months) + dt.timedelta(days=1)
 
 
 def _negated(nodes: Sequence[Node]) -> set[int]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import sqlglot
 from sqlglot import exp
@@ -132,10 +132,7 @@ class Node:
     path: str
     line: int | None
 
-    @property
-    def kind(self) -> PredicateKind:
-        """The predicate kind of this node."""
-        raise NotImplementedError
+    kind: ClassVar[PredicateKind]
 
     def text(self) -> str:
         """The node in the marketer's words."""
@@ -148,9 +145,7 @@ class AllOf(Node):
 
     rules: tuple[Node, ...] = ()
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.ALL
+    kind: ClassVar[PredicateKind] = PredicateKind.ALL
 
     def text(self) -> str:
         return f"all of {len(self.rules)}"
@@ -162,9 +157,7 @@ class AnyOf(Node):
 
     rules: tuple[Node, ...] = ()
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.ANY
+    kind: ClassVar[PredicateKind] = PredicateKind.ANY
 
     def text(self) -> str:
         return f"any of {len(self.rules)}"
@@ -176,9 +169,7 @@ class NotOf(Node):
 
     rule: Node | None = None
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.NOT
+    kind: ClassVar[PredicateKind] = PredicateKind.NOT
 
     def text(self) -> str:
         return "not"
@@ -218,9 +209,7 @@ class FieldPredicate(Node):
 
     condition: Condition = field(default_factory=lambda: Condition("", Op.EQ))
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.FIELD
+    kind: ClassVar[PredicateKind] = PredicateKind.FIELD
 
     def text(self) -> str:
         return self.condition.text()
@@ -241,9 +230,7 @@ class EventPredicate(Node):
     of: str | None = None  # the property a sum, avg, min or max is taken of
     compare: Condition | None = None  # field is the measure's name
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.EVENT
+    kind: ClassVar[PredicateKind] = PredicateKind.EVENT
 
     def text(self) -> str:
         parts = [f"event {self.event}"]
@@ -263,9 +250,7 @@ class SegmentPredicate(Node):
 
     segment: str = ""
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.SEGMENT
+    kind: ClassVar[PredicateKind] = PredicateKind.SEGMENT
 
     def text(self) -> str:
         return f"in segment {self.segment}"
@@ -278,9 +263,7 @@ class SamplePredicate(Node):
     percent: float = 100.0
     seed: int = 0
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.SAMPLE
+    kind: ClassVar[PredicateKind] = PredicateKind.SAMPLE
 
     def text(self) -> str:
         return f"sample {self.percent:g}% (seed {self.seed})"
@@ -293,9 +276,7 @@ class AnniversaryPredicate(Node):
     column: str = "birth_date"
     days: int = 7
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.ANNIVERSARY
+    kind: ClassVar[PredicateKind] = PredicateKind.ANNIVERSARY
 
     def text(self) -> str:
         return f"{self.column} anniversary within {self.days}d"
@@ -308,9 +289,7 @@ class ClusterPredicate(Node):
     cluster_set: str = ""
     cluster: int = 0
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.CLUSTER
+    kind: ClassVar[PredicateKind] = PredicateKind.CLUSTER
 
     def text(self) -> str:
         return f"in cluster {self.cluster} of {self.cluster_set}"
@@ -323,9 +302,7 @@ class LookalikePredicate(Node):
     seed: str = ""
     top: int = 0
 
-    @property
-    def kind(self) -> PredicateKind:
-        return PredicateKind.LOOKALIKE
+    kind: ClassVar[PredicateKind] = PredicateKind.LOOKALIKE
 
     def text(self) -> str:
         return f"top {self.top} look-alikes of {self.seed}"
