@@ -110,3 +110,20 @@ def test_cohort_retention_on_cdnow() -> None:
     later = shares.iloc[:, 1:].to_numpy()
     assert np.nanmax(later) < 0.5  # most CDNOW customers never came back (computed here)
     assert round(shares.loc["1997-01", 1], 3) == 0.159
+
+
+def test_a_period_nobody_bought_in_keeps_its_column() -> None:
+    import pandas as pd
+
+    from jingzhun.models import cohort_retention
+
+    # both customers buy in January and again in March; nobody buys in February
+    frame = pd.DataFrame(
+        {
+            "customer": ["a", "a", "b", "b"],
+            "day": ["2024-01-05", "2024-03-02", "2024-01-20", "2024-03-09"],
+        }
+    )
+    matrix = cohort_retention(frame, "customer", "day")
+    assert list(matrix.columns) == [0, 1, 2]
+    assert matrix.loc[matrix.index[0]].tolist() == [1.0, 0.0, 1.0]

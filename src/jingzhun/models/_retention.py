@@ -71,6 +71,8 @@ def cohort_retention(
     cohort = frame.groupby("customer")["ordinal"].transform("min")
     frame = frame.assign(cohort=cohort, index=frame["ordinal"] - cohort)
     active = frame.groupby(["cohort", "index"]).size().unstack(fill_value=0).sort_index()
+    # A period in which no cohort bought still gets its column, so column k means k periods on.
+    active = active.reindex(columns=range(int(frame["index"].max()) + 1), fill_value=0)
     last = int(frame["ordinal"].max())
     reach = np.subtract.outer(last - active.index.to_numpy(), active.columns.to_numpy())
     matrix = active.astype(float).where(reach >= 0)

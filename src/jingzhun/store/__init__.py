@@ -1,8 +1,9 @@
 """Operational store: the small transactional database beside the warehouse.
 
-It keeps what many processes write a little at a time (the run log now; later the consent
-ledger, journey state, delivery log, API keys, audit log and model registry) in SQLite (WAL)
-inside the project folder, or in PostgreSQL when several processes or machines share it.
+It keeps what many processes write a little at a time (the run log, identity review decisions
+and the model registry now; later the consent ledger, journey state, delivery log, API keys,
+audit log) in SQLite (WAL) inside the project folder, or in PostgreSQL when several processes
+or machines share it.
 Its schema is migrated with Alembic scripts that ship inside this package.
 """
 
@@ -10,6 +11,7 @@ from jingzhun.store._models import (
     IdentityDecision,
     IdentityDecisionKind,
     IdentitySplit,
+    ModelVersion,
     RunStatus,
 )
 from jingzhun.store._store import OperationalStore, RunRecord
@@ -18,6 +20,7 @@ __all__ = [
     "IdentityDecision",
     "IdentityDecisionKind",
     "IdentitySplit",
+    "ModelVersion",
     "OperationalStore",
     "RunRecord",
     "RunStatus",

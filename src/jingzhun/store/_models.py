@@ -17,6 +17,7 @@ from sqlalchemy import (
     Dialect,
     Float,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
@@ -137,4 +138,31 @@ class IdentitySplit(Base):
     node_b: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ModelVersion(Base):
+    """One fitted model in the registry: what it was trained on, how well it did, where its
+    artifact is and the artifact's SHA-256 (checked before every load).
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (
+        CheckConstraint("version >= 1", name="version"),
+        UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+        Index("ix_model_versions_kind", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    model_id: Mapped[str] = mapped_column(String(120), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(80))
+    version: Mapped[int] = mapped_column(Integer)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    features: Mapped[list[str]] = mapped_column(JSON)
+    training_window: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data_fingerprint: Mapped[str] = mapped_column(Text)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    artifact: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
