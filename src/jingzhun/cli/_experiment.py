@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from jingzhun.measure import (
     analyze_experiment,
     sample_size_means,
     sample_size_proportions,
+    write_experiment_report,
 )
 
 experiment_app = typer.Typer(help="Analyse randomised experiments: lifts, intervals, SRM.")
@@ -27,19 +29,24 @@ experiment_app = typer.Typer(help="Analyse randomised experiments: lifts, interv
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def _read_table(path: Path, arm_col: str) -> pd.DataFrame:
-    """A CSV (optionally gzipped) or Parquet file as a frame; the arm column read as text."""
+def is_parquet(path: Path) -> bool:
+    """Whether the file is read as Parquet (by its suffix); otherwise as CSV."""
+    return path.name.lower().endswith(_PARQUET_SUFFIXES)
+
+
+def read_table(path: Path, text_columns: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV (optionally gzipped) or Parquet file as a frame; ``text_columns`` read as text."""
     if not path.exists():
         raise NotFoundError(f"{path}: the file does not exist")
     if not path.is_file():
         raise NotFoundError(f"{path}: not a file")
     try:
-        if path.name.lower().endswith(_PARQUET_SUFFIXES):
+        if is_parquet(path):
             return pd.read_parquet(path)
         header = pd.read_csv(path, nrows=0).columns
-        # Arms as text, so that labels like 1 and 01 stay as written; only an empty cell is
+        # Labels and ids as text, so that 1 and 01 stay as written; only an empty cell is
         # missing ("NA" or "n/a" is a value that is not a number, and is reported as such).
-        dtype = {arm_col: str} if arm_col in header else None
+        dtype = {name: str for name in text_columns if name in header} or None
         return pd.read_csv(path, dtype=dtype, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise IngestError(path, "the file is empty: no header line") from None
@@ -200,6 +207,12 @@ def analyze(
         ),
     ] = None,
     alpha: Annotated[float, typer.Option("--alpha", help="1 - confidence level.")] = 0.05,
+    report_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--report", help="Also write an offline HTML report (and PNG charts with kaleido)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Each arm against control on each metric: means, lift, CI, p-value, and the SRM check."""
@@ -214,8 +227,7 @@ def analyze(
                 )
             ]
         )
-    frame = _read_table(table, arm_col)
-    is_parquet = table.name.lower().endswith(_PARQUET_SUFFIXES)
+    frame = read_table(table, [arm_col])
     report = analyze_experiment(
         frame,
         arm_col,
@@ -227,12 +239,32 @@ def analyze(
         alpha=alpha,
         source=table,
         # Rows as ingest counts them: a CSV's header is line 1; Parquet records count from 1.
-        row_offset=1 if is_parquet else 2,
+        row_offset=1 if is_parquet(table) else 2,
     )
+    files = None
+    if report_path is not None:
+        try:
+            files = write_experiment_report(
+                report,
+                report_path,
+                title=f"Experiment: {table.name}",
+                notes=[f"Table: {table.name}, one row per unit; arms in '{arm_col}'."],
+            )
+        except OSError as exc:
+            raise SpecError(
+                [SpecProblem(report_path, None, "--report", f"cannot write it: {exc}")]
+            ) from None
     if as_json:
-        print_json({"table": str(table), **report.to_dict()})
+        extra = {} if files is None else {"report": files.to_dict()}
+        print_json({"table": str(table), **report.to_dict(), **extra})
         return
     _print_report(report, table)
+    if files is not None:
+        out.print(f"report written to [bold]{files.html}[/]", highlight=False)
+        for image in files.images:
+            out.print(f"  chart {image}", highlight=False)
+        for note in files.notes:
+            out.print(f"  [yellow]note:[/] {note}", highlight=False)
 
 
 @experiment_app.command()
