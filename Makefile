@@ -63,6 +63,7 @@ bench: sysdeps $(VENV)/.installed-test java
 	$(BIN)/python -m benchmarks.identity_match
 	$(BIN)/python -m benchmarks.profiles
 	$(BIN)/python -m benchmarks.segments_count
+	$(BIN)/python -m benchmarks.models_score
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from jingzhun.cli import app
 from jingzhun.demo import run_demo
 from jingzhun.ingest import FileStatus
+from jingzhun.workspace import Workspace
 
 
 def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
@@ -35,6 +36,19 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     assert view["masked"] is True
     assert any(m.startswith("  segment best_customers: ") for m in messages)
     assert any(m.startswith("  segment behaviour_1: ") for m in messages)  # a cluster set
+    assert any(m.startswith("  CLV: ") for m in messages)
+    with Workspace.open(tmp_path / "demo") as ws:
+        scores = ws.engine.execute(ws.engine.read("scores")).to_pandas()
+        buyers = ws.engine.execute(ws.engine.read("profiles")).to_pandas()
+    by_name = {name: rows for name, rows in scores.groupby("score_name")}
+    assert set(by_name) >= {"p_alive", "expected_purchases_12m", "clv_12m", "churn_score"}
+    assert by_name["p_alive"].score.between(0, 1).all()
+    assert (by_name["clv_12m"].score >= 0).all()
+    # every customer with a purchase of positive value has a CLV, and nobody else
+    paying = set(buyers.loc[buyers.gross_revenue.astype(float) > 0, "customer_key"])
+    assert set(by_name["p_alive"].customer_key) <= set(buyers.customer_key)
+    assert len(paying - set(by_name["p_alive"].customer_key)) <= len(paying) * 0.01
+    assert any(m.startswith("  segment valuable_at_risk: ") for m in messages)  # uses scores
 
     again = run_demo(tmp_path / "demo", customers=300, seed=7, say=messages.append)
     assert {f.status for f in again.load.files} == {FileStatus.UNCHANGED}

@@ -493,12 +493,22 @@ def demo(
     directory: Annotated[Path, typer.Argument(help="Folder for the demo project.")] = Path("demo"),
     customers: Annotated[int, typer.Option(help="Generated customers beside the sample.")] = 5_000,
     seed: Annotated[int, typer.Option(help="Random seed of the generated data.")] = 42,
+    shared_data: Annotated[
+        Path,
+        typer.Option(help="The public data sets (for the Hillstrom experiment), if present."),
+    ] = Path("../shared/data"),
     as_json: JsonOption = False,
 ) -> None:
     """Build the demo project (Online Retail sample + generated data), load it, write the report."""
     from jingzhun.demo import run_demo
 
-    result = run_demo(directory, customers=customers, seed=seed, say=None if as_json else _say)
+    result = run_demo(
+        directory,
+        customers=customers,
+        seed=seed,
+        shared_data=shared_data,
+        say=None if as_json else _say,
+    )
     if as_json:
         print_json(result.to_dict())
     else:
@@ -514,6 +524,7 @@ def _say(message: str) -> None:
 # Sub-command groups live in their own modules; importing them registers their commands.
 from jingzhun.cli import _model_clv, _model_ml  # noqa: E402, F401
 from jingzhun.cli._experiment import experiment_app  # noqa: E402
+from jingzhun.cli._measure import register as register_measure  # noqa: E402
 from jingzhun.cli._model import model_app  # noqa: E402
 from jingzhun.cli._recommend import recommend_app  # noqa: E402
 from jingzhun.cli._segment import segment_app  # noqa: E402
@@ -522,6 +533,7 @@ app.add_typer(segment_app, name="segment")
 app.add_typer(model_app, name="model")
 app.add_typer(recommend_app, name="recommend")
 app.add_typer(experiment_app, name="experiment")
+register_measure(app)
 
 
 def main() -> None:

@@ -12,12 +12,23 @@ from datetime import date
 from importlib import resources
 from pathlib import Path
 
+import pandas as pd
+
 from jingzhun.core import PROJECT_FILE, init_project
 from jingzhun.datagen import generate, source_specs
 from jingzhun.ingest import FileStatus, LoadReport
+from jingzhun.measure import analyze_experiment, write_experiment_report
+from jingzhun.models import fit_uplift_table
 from jingzhun.workspace import Workspace
 
 SAMPLE = "online_retail_sample.csv.gz"
+HILLSTROM = "hillstrom/hillstrom.csv.gz"
+# Written once the models have scored the customers (a rule may only name existing scores).
+VALUABLE_AT_RISK = """\
+name: valuable_at_risk
+description: Likely to churn in the next 90 days, yet worth more than 50 over the next year
+rule: churn_score > 0.6 AND clv_12m > 50
+"""
 # The generated shop is British and trades over the same dates as the real sample
 # (2010-12-01 to 2011-12-09), so both sit on one time axis and in one currency.
 DEMO_START = date(2010, 12, 1)
@@ -121,12 +132,62 @@ def _generate_once(
     marker.write_text(json.dumps(params))
 
 
+def _hillstrom(path: Path, reports: Path, tell: Callable[[str], None]) -> None:
+    """The Hillstrom experiment: each e-mail arm against no e-mail, and who to e-mail."""
+    frame = pd.read_csv(path)
+    tell("analysing the Hillstrom e-mail experiment (../shared/data/hillstrom)…")
+    experiment = analyze_experiment(
+        frame, "segment", "No E-Mail", ["visit", "conversion", "spend"], source=path
+    )
+    result = experiment.to_dict()
+    for row in result["comparisons"]:
+        tell(
+            f"  {row['arm']} vs No E-Mail, {row['metric']}: {row['absolute_lift']:+.4f} "
+            f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}], p {row['p_value']:.2g}"
+        )
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "hillstrom_experiment.json").write_text(
+        json.dumps(result, indent=2, default=str), encoding="utf-8"
+    )
+    files = write_experiment_report(
+        experiment,
+        reports / "hillstrom_experiment.html",
+        title="Hillstrom e-mail experiment: each e-mail against no e-mail",
+        notes=[
+            "Data: Kevin Hillstrom, MineThatData E-Mail Analytics challenge (2008), 64,000 "
+            "customers randomised to a Mens e-mail, a Womens e-mail or none."
+        ],
+    )
+    tell(f"  experiment report: {files.html}")
+    uplift = fit_uplift_table(
+        frame,
+        treatment_column="segment",
+        treatment_value="Womens E-Mail",
+        control_value="No E-Mail",
+        target="visit",
+        exclude=["history_segment"],
+        outcomes=["conversion", "spend"],
+        baseline_column="womens",
+        splits=5,
+    )
+    summary = uplift.summary()
+    (reports / "hillstrom_uplift.json").write_text(
+        json.dumps(summary, indent=2, default=str), encoding="utf-8"
+    )
+    tell(
+        "  uplift (Womens E-Mail vs none, visit, 5 random halves): uplift@30% "
+        f"{summary['uplift_at_30%_mean']:.4f} ± {summary['uplift_at_30%_std']:.4f}; "
+        f"rule 'womens first' {summary['baseline_uplift_at_30%_mean']:.4f}"
+    )
+
+
 def run_demo(
     directory: Path | str,
     *,
     customers: int = 5_000,
     days: int = DEMO_DAYS,
     seed: int = 42,
+    shared_data: Path | None = None,
     say: Callable[[str], None] | None = None,
 ) -> DemoResult:
     """Build (or update) the demo project, ingest everything, write the overview report."""
@@ -176,6 +237,20 @@ def run_demo(
             f"customers; merges by reason: {identity.get('merges', {})}"
         )
         tell(f"  RFM segments: {profiles.get('segments', {})}")
+        tell("fitting CLV (BG/NBD + Gamma-Gamma) and a churn model; scores go to `scores`…")
+        clv = ws.models.fit_clv(DEMO_AS_OF)
+        params = clv.result.to_dict()["bgnbd"]
+        tell(
+            f"  CLV: {clv.scored:,} buyers scored (p_alive, expected_purchases_12m, clv_12m); "
+            f"BG/NBD r {params['r']:.3f}, alpha {params['alpha']:.3f}, a {params['a']:.3f}, "
+            f"b {params['b']:.3f}"
+        )
+        churn = ws.models.fit_churn(DEMO_AS_OF)
+        tell(
+            f"  churn: AUC {churn.evaluation.auc:.3f}, {churn.validation}; "
+            f"{churn.scored:,} churn_score rows; model {churn.record.model_id}"
+        )
+        (root / "segments" / "valuable_at_risk.yml").write_text(VALUABLE_AT_RISK, "utf-8")
         tell("clustering customers by behaviour (k by silhouette, seed 42)…")
         clusters = ws.segments.cluster("behaviour", seed=42)
         for summary in clusters.clusters:
@@ -202,6 +277,11 @@ def run_demo(
             "Generated data: jingzhun's seeded generator "
             f"({customers:,} customers, {days} days, seed {seed}); synthetic, not real people."
         )
+        hillstrom = (shared_data / HILLSTROM) if shared_data is not None else None
+        if hillstrom is not None and hillstrom.is_file():
+            _hillstrom(hillstrom, root / "reports", tell)
+        else:
+            tell(f"Hillstrom experiment skipped: {HILLSTROM} not found under {shared_data}")
         tell("writing the overview report…")
         report = ws.measure.report(notes=notes)
         tables = ws.tables()

@@ -29,6 +29,14 @@ from jingzhun.ingest import (
     quarantine_summary,
 )
 from jingzhun.measure import Overview, overview, write_overview_report
+from jingzhun.models import (
+    CustomerClv,
+    CustomerModelFit,
+    ModelRecord,
+    ModelRegistry,
+    fit_churn,
+    fit_customer_clv,
+)
 from jingzhun.profile import (
     PROFILES,
     ProfileReport,
@@ -408,6 +416,43 @@ class SegmentsPart:
         )
 
 
+class ModelsPart:
+    """``ws.models``: CLV and churn scores for the project's customers, and the registry."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    @property
+    def registry(self) -> ModelRegistry:
+        """Fitted models of this project: metadata in the store, artifacts in state/models."""
+        return ModelRegistry(self._ws.store, self._ws.project.root / "state" / "models")
+
+    def _as_of(self, as_of: date | None) -> date:
+        return as_of or self._ws.segments.as_of()
+
+    def fit_clv(self, as_of: date | None = None) -> CustomerClv:
+        """BG/NBD + Gamma-Gamma on the customers' orders; scores ``p_alive``,
+        ``expected_purchases_12m``, ``clv_12m`` (default date: the profiles').
+        """
+        late = self._ws.profiles.settings.include_late_loads
+        return fit_customer_clv(self._ws.engine, self._as_of(as_of), include_late_loads=late)
+
+    def fit_churn(self, as_of: date | None = None, *, window_days: int = 90) -> CustomerModelFit:
+        """A churn model validated out of time; writes ``churn_score`` for every buyer."""
+        late = self._ws.profiles.settings.include_late_loads
+        return fit_churn(
+            self._ws.engine,
+            self._as_of(as_of),
+            registry=self.registry,
+            window_days=window_days,
+            include_late_loads=late,
+        )
+
+    def list(self, kind: str | None = None) -> list[ModelRecord]:
+        """Registered models, newest first."""
+        return self.registry.list(kind)
+
+
 class MeasurePart:
     """``ws.measure``: figures and reports over the warehouse."""
 
@@ -452,6 +497,7 @@ class Workspace:
         self.identity = IdentityPart(self)
         self.profiles = ProfilesPart(self)
         self.segments = SegmentsPart(self)
+        self.models = ModelsPart(self)
         self.measure = MeasurePart(self)
 
     @classmethod
