@@ -9,7 +9,14 @@ from jingzhun.core._errors import (
     SpecError,
     SpecProblem,
 )
-from jingzhun.core._project import PROJECT_FILE, SPEC_FOLDERS, Project, init_project, load_project
+from jingzhun.core._project import (
+    PROJECT_FILE,
+    SPEC_FOLDERS,
+    Project,
+    init_project,
+    load_project,
+    parse_model,
+)
 from jingzhun.core._specs import (
     ColumnSpec,
     CsvOptions,
@@ -64,4 +71,5 @@ __all__ = [
     "Target",
     "init_project",
     "load_project",
+    "parse_model",
 ]

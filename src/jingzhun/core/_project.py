@@ -49,7 +49,8 @@ def _problems(doc: LocatedYaml, exc: ValidationError) -> list[SpecProblem]:
     return out
 
 
-def _parse(model: type[M], doc: LocatedYaml) -> tuple[M | None, list[SpecProblem]]:
+def parse_model(model: type[M], doc: LocatedYaml) -> tuple[M | None, list[SpecProblem]]:
+    """Validate a located YAML document with a pydantic model; problems carry file and line."""
     if not isinstance(doc.data, dict):
         return None, [SpecProblem(doc.path, 1, "", "must be a YAML mapping of field: value")]
     try:
@@ -120,7 +121,7 @@ def load_project(path: Path | str = ".") -> Project:
             "(create one with `jingzhun init DIR`, or pass --project DIR)"
         )
     doc = load_yaml(project_file)
-    settings, problems = _parse(ProjectSettings, doc)
+    settings, problems = parse_model(ProjectSettings, doc)
     if settings is None:
         raise SpecError(problems)
 
@@ -137,7 +138,7 @@ def load_project(path: Path | str = ".") -> Project:
             if source_doc is None:
                 continue
             try:
-                spec, found = _parse(SourceSpec, source_doc)
+                spec, found = parse_model(SourceSpec, source_doc)
             except SpecError as exc:
                 problems.extend(exc.problems)
                 continue

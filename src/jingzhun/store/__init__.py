@@ -8,20 +8,28 @@ Its schema is migrated with Alembic scripts that ship inside this package.
 """
 
 from jingzhun.store._models import (
+    CampaignPlan,
+    Consent,
     IdentityDecision,
     IdentityDecisionKind,
     IdentitySplit,
     ModelVersion,
+    QueuedMessage,
     RunStatus,
+    Suppression,
 )
 from jingzhun.store._store import OperationalStore, RunRecord
 
 __all__ = [
+    "CampaignPlan",
+    "Consent",
     "IdentityDecision",
     "IdentityDecisionKind",
     "IdentitySplit",
     "ModelVersion",
     "OperationalStore",
+    "QueuedMessage",
     "RunRecord",
     "RunStatus",
+    "Suppression",
 ]

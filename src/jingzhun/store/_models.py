@@ -166,3 +166,95 @@ class ModelVersion(Base):
     artifact: Mapped[str] = mapped_column(Text)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Consent(Base):
+    """One consent event about a person: granted, denied or withdrawn, for a purpose on a
+    channel. History is kept; the latest ``recorded_at`` per subject, purpose and channel counts.
+    """
+
+    __tablename__ = "consents"
+    __table_args__ = (
+        Index(
+            "ix_consents_subject",
+            "subject_kind",
+            "subject",
+            "purpose",
+            "channel",
+            "recorded_at",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    subject_kind: Mapped[str] = mapped_column(
+        String(20)
+    )  # customer_id | email | phone | customer_key
+    subject: Mapped[str] = mapped_column(String(320))  # normalised
+    subject_source: Mapped[str] = mapped_column(String(80))  # for customer_id: its source; else ""
+    purpose: Mapped[str] = mapped_column(String(40))
+    channel: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))  # granted | denied | withdrawn
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    legal_basis: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(Text)  # where the record came from (file, cli, api)
+    recorded_by: Mapped[str] = mapped_column(String(120))
+
+
+class Suppression(Base):
+    """An address that must not be contacted on a channel (bounce, complaint, unsubscribe)."""
+
+    __tablename__ = "suppressions"
+    __table_args__ = (UniqueConstraint("channel", "address", name="uq_suppressions_channel"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320))  # normalised e-mail, phone digits, ...
+    reason: Mapped[str] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CampaignPlan(Base):
+    """A stored plan of a campaign: its waterfall, figures, fingerprints and approval."""
+
+    __tablename__ = "campaign_plans"
+    __table_args__ = (Index("ix_campaign_plans_campaign", "campaign", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    plan_id: Mapped[str] = mapped_column(String(80), unique=True)
+    campaign: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20))  # planned | approved | launched | superseded
+    as_of: Mapped[str] = mapped_column(String(10))
+    spec_fingerprint: Mapped[str] = mapped_column(String(64))
+    data_fingerprint: Mapped[str] = mapped_column(String(64))
+    waterfall: Mapped[list[Any]] = mapped_column(JSON)
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    approved_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    launched_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    launched_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class QueuedMessage(Base):
+    """A message a launched plan hands to delivery; the key makes a send happen once."""
+
+    __tablename__ = "delivery_queue"
+    __table_args__ = (
+        Index("ix_delivery_queue_customer", "customer_key", "channel", "send_at"),
+        Index("ix_delivery_queue_status", "status", "send_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    plan_id: Mapped[str] = mapped_column(String(80))
+    campaign: Mapped[str] = mapped_column(String(80))
+    customer_key: Mapped[str] = mapped_column(String(80))
+    channel: Mapped[str] = mapped_column(String(20))
+    address: Mapped[str] = mapped_column(String(320))
+    variant: Mapped[str] = mapped_column(String(80))
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20))  # queued | sent | failed | suppressed
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

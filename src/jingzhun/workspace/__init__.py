@@ -2,6 +2,7 @@
 
 from jingzhun.workspace._workspace import (
     BuildReport,
+    CampaignsPart,
     IdentityPart,
     IngestPart,
     MeasurePart,
@@ -13,6 +14,7 @@ from jingzhun.workspace._workspace import (
 
 __all__ = [
     "BuildReport",
+    "CampaignsPart",
     "IdentityPart",
     "IngestPart",
     "MeasurePart",

@@ -10,6 +10,17 @@ from typing import Any
 
 import pyarrow as pa
 
+from jingzhun.campaigns import (
+    CampaignSpec,
+    ConsentLedger,
+    Plan,
+    SuppressionList,
+    approve_plan,
+    latest_plan,
+    launch_plan,
+    load_campaigns,
+    plan_campaign,
+)
 from jingzhun.core import NotFoundError, Project, SpecError, load_project
 from jingzhun.engine import Engine, connect
 from jingzhun.identity import (
@@ -68,7 +79,7 @@ from jingzhun.segments import (
     parse_segment,
     preview,
 )
-from jingzhun.store import OperationalStore
+from jingzhun.store import CampaignPlan, OperationalStore
 
 
 @dataclass
@@ -453,6 +464,66 @@ class ModelsPart:
         return self.registry.list(kind)
 
 
+class CampaignsPart:
+    """``ws.campaigns``: consent ledger, suppressions, campaign plans, approval and launch."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    @property
+    def folder(self) -> Path:
+        """Where campaign files live: ``campaigns/`` in the project."""
+        return self._ws.project.root / "campaigns"
+
+    @property
+    def consents(self) -> ConsentLedger:
+        """The consent ledger (operational store)."""
+        return ConsentLedger(self._ws.store)
+
+    @property
+    def suppressions(self) -> SuppressionList:
+        """Addresses that must not be contacted."""
+        return SuppressionList(self._ws.store)
+
+    def specs(self) -> dict[str, CampaignSpec]:
+        """Every campaign of the project."""
+        return load_campaigns(self.folder)
+
+    def spec(self, name: str) -> CampaignSpec:
+        """One campaign; unknown names list the known ones."""
+        specs = self.specs()
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none (add YAML files under campaigns/)"
+            raise NotFoundError(f"no campaign named '{name}'; campaigns: {known}")
+        return specs[name]
+
+    def plan(self, name: str, *, by: str) -> Plan:
+        """Compute the waterfall and selection and store the plan (``send_plan``)."""
+        spec = self.spec(name)
+        audience = self._ws.segments.compile(spec.audience).members
+        return plan_campaign(
+            self._ws.engine,
+            self._ws.store,
+            spec,
+            audience,
+            as_of=self._ws.segments.as_of(),
+            timezone=self._ws.project.settings.timezone,
+            created_by=by,
+        )
+
+    def approve(self, name: str, *, by: str) -> CampaignPlan:
+        """Approve the latest plan (by someone else when the campaign requires approval)."""
+        return approve_plan(self._ws.store, self.spec(name), by=by)
+
+    def launch(self, name: str, *, by: str) -> tuple[CampaignPlan, int]:
+        """Queue the plan's messages for delivery; refused when data or spec changed."""
+        return launch_plan(self._ws.engine, self._ws.store, self.spec(name), by=by)
+
+    def latest_plan(self, name: str) -> CampaignPlan:
+        """The newest plan of the campaign that is not superseded."""
+        return latest_plan(self._ws.store, name)
+
+
 class MeasurePart:
     """``ws.measure``: figures and reports over the warehouse."""
 
@@ -498,6 +569,7 @@ class Workspace:
         self.profiles = ProfilesPart(self)
         self.segments = SegmentsPart(self)
         self.models = ModelsPart(self)
+        self.campaigns = CampaignsPart(self)
         self.measure = MeasurePart(self)
 
     @classmethod
