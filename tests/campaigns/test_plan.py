@@ -266,3 +266,39 @@ def test_cli_plan_json_and_spec_errors(project: Path) -> None:
     assert result.exit_code == 2 and "add up to 0.7, not 1" in result.output
     with pytest.raises(SpecError):
         Workspace.open(project).campaigns.specs()
+
+
+def test_pilot_then_rollout_of_the_winner(project: Path) -> None:
+    extra = "variants:\n  - {name: a, share: 0.5}\n  - {name: b, share: 0.5}\npilot: {share: 0.2}"
+    write_campaign(project, "piloted", "best_customers", extra=extra)
+    with Workspace.open(project) as ws:
+        plan = ws.campaigns.plan("piloted", by="alice")
+        rows = [r for r in plan_rows(ws, plan.plan_id) if r["group"] == "treatment"]
+        pilot = [r for r in rows if r["phase"] == "pilot"]
+        assert abs(len(pilot) / len(rows) - 0.2) <= 0.02
+        with pytest.raises(EngineError, match="launch the pilot first"):
+            ws.campaigns.rollout("piloted", winner="b", by="alice")
+        _, queued = ws.campaigns.launch("piloted", by="alice")
+        assert queued == len(pilot)  # only the pilot goes out at launch
+        with pytest.raises(EngineError, match="not a variant"):
+            ws.campaigns.rollout("piloted", winner="c", by="alice")
+        _, rest = ws.campaigns.rollout("piloted", winner="b", by="alice")
+        assert rest == len(rows) - len(pilot)
+        _, again = ws.campaigns.rollout("piloted", winner="b", by="alice")
+        assert again == 0
+        from sqlalchemy import select
+
+        from jingzhun.store import QueuedMessage
+
+        with ws.store.session() as session:
+            variants = (
+                session.execute(
+                    select(QueuedMessage.variant).where(
+                        QueuedMessage.campaign == "piloted",
+                        QueuedMessage.payload["phase"].as_string() == "rollout",
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert set(variants) == {"b"} and len(variants) == rest

@@ -24,6 +24,7 @@ from jingzhun.campaigns._plan import (
     latest_plan,
     launch_plan,
     plan_campaign,
+    rollout_plan,
 )
 from jingzhun.campaigns._spec import (
     CampaignSpec,
@@ -57,4 +58,5 @@ __all__ = [
     "load_campaigns",
     "normalise",
     "plan_campaign",
+    "rollout_plan",
 ]

@@ -613,3 +613,53 @@ def launch_plan(
         row.launched_by = by
         row.launched_at = now
     return latest_plan(store, spec.name), queued
+
+
+def rollout_plan(
+    engine: Engine, store: OperationalStore, spec: CampaignSpec, *, winner: str, by: str
+) -> tuple[CampaignPlan, int]:
+    """After a pilot: queue the rest of the treated customers (phase ``rollout``) with the
+    winning variant. The pilot must have been launched; each message is still queued once.
+    """
+    if spec.pilot is None:
+        raise EngineError(f"campaign {spec.name} has no pilot; everything went out at launch")
+    names = [v.name for v in spec.variants]
+    if winner not in names:
+        raise EngineError(f"'{winner}' is not a variant of {spec.name}; variants: {names}")
+    plan = latest_plan(store, spec.name)
+    if plan.status != "launched":
+        raise EngineError(f"plan {plan.plan_id} is {plan.status}; launch the pilot first")
+    rows = engine.read(SEND_PLAN)
+    rest = rows.filter(
+        (rows.plan_id == plan.plan_id) & (rows.group == "treatment") & (rows.phase == "rollout")
+    )
+    messages = engine.execute(rest).to_pylist()
+    now = dt.datetime.now(dt.UTC)
+    queued = 0
+    with store.session(write=True) as session:
+        existing = set(
+            session.scalars(
+                select(QueuedMessage.idempotency_key).where(QueuedMessage.campaign == spec.name)
+            ).all()
+        )
+        for m in messages:
+            key = f"{spec.name}:{m['customer_key']}:{m['channel']}"
+            if key in existing:
+                continue
+            session.add(
+                QueuedMessage(
+                    idempotency_key=key,
+                    plan_id=plan.plan_id,
+                    campaign=spec.name,
+                    customer_key=m["customer_key"],
+                    channel=m["channel"],
+                    address=m["address"] or "",
+                    variant=winner,
+                    send_at=max(m["send_at"], now),
+                    payload={"variant": winner, "phase": "rollout", "rolled_out_by": by},
+                    status="queued",
+                    created_at=now,
+                )
+            )
+            queued += 1
+    return latest_plan(store, spec.name), queued

@@ -156,6 +156,24 @@ def campaign_launch(
         out.print(f"plan {plan.plan_id} launched: {queued:,} message(s) queued for delivery")
 
 
+@campaign_app.command("rollout")
+@handles_errors
+def campaign_rollout(
+    name: NameArgument,
+    winner: Annotated[str, typer.Option(help="The variant that won the pilot.")],
+    by: ByOption = None,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """After a pilot: send the winning variant to the rest of the treated customers."""
+    with Workspace.open(project) as ws:
+        plan, queued = ws.campaigns.rollout(name, winner=winner, by=by or _user())
+    if as_json:
+        print_json({**_plan_row(plan), "queued": queued, "winner": winner})
+    else:
+        out.print(f"{name}: variant {winner} rolled out, {queued:,} message(s) queued")
+
+
 def _channel(value: str) -> Channel:
     try:
         return Channel(value)

@@ -20,6 +20,7 @@ from jingzhun.campaigns import (
     launch_plan,
     load_campaigns,
     plan_campaign,
+    rollout_plan,
 )
 from jingzhun.core import NotFoundError, Project, SpecError, load_project
 from jingzhun.engine import Engine, connect
@@ -518,6 +519,10 @@ class CampaignsPart:
     def launch(self, name: str, *, by: str) -> tuple[CampaignPlan, int]:
         """Queue the plan's messages for delivery; refused when data or spec changed."""
         return launch_plan(self._ws.engine, self._ws.store, self.spec(name), by=by)
+
+    def rollout(self, name: str, *, winner: str, by: str) -> tuple[CampaignPlan, int]:
+        """After the pilot is decided: send the winning variant to the rest of the treated."""
+        return rollout_plan(self._ws.engine, self._ws.store, self.spec(name), winner=winner, by=by)
 
     def latest_plan(self, name: str) -> CampaignPlan:
         """The newest plan of the campaign that is not superseded."""
