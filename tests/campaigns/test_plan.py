@@ -302,3 +302,53 @@ def test_pilot_then_rollout_of_the_winner(project: Path) -> None:
                 .all()
             )
         assert set(variants) == {"b"} and len(variants) == rest
+
+
+TEMPLATE = """\
+subject: "{{ customer | first_name_or('Hello') }}, {{ offer.value }}% off to come back"
+text: |
+  Hi {{ customer.first_name }}, use {{ offer.code }} by {{ offer.valid_until | date }}.
+defaults:
+  customer.first_name: there
+"""
+
+
+def test_offers_coupons_and_preview(project: Path) -> None:
+    (project / "templates").mkdir(exist_ok=True)
+    (project / "templates" / "winback.yml").write_text(TEMPLATE)
+    extra = (
+        "variants:\n  - {name: a, template: winback, share: 1.0}\n"
+        "offer:\n  name: ten_off\n  kind: discount_percent\n  value: 10\n"
+        "  coupon_prefix: WB\n"
+        "  variants:\n    - segment: behaviour_3\n"
+        "      offer: {name: twenty_off, kind: discount_percent, value: 20}\n"
+    )
+    write_campaign(project, "coupons", "best_customers", extra=extra)
+    with Workspace.open(project) as ws:
+        plan = ws.campaigns.plan("coupons", by="alice")
+        _, queued = ws.campaigns.launch("coupons", by="alice")
+        coupons = ws.engine.execute(ws.engine.read("coupons")).to_pylist()
+        from sqlalchemy import select
+
+        from jingzhun.campaigns import verify_code
+        from jingzhun.store import QueuedMessage
+
+        with ws.store.session() as session:
+            payloads = {
+                m.customer_key: m.payload
+                for m in session.scalars(
+                    select(QueuedMessage).where(QueuedMessage.campaign == "coupons")
+                )
+            }
+        segment_3 = set(ws.segments.members("behaviour_3"))
+        someone = sorted(payloads)[0]
+        message = ws.campaigns.preview("coupons", someone)
+    assert queued == plan.figures["contacts"] == len(coupons) == len(payloads)
+    codes = [c["code"] for c in coupons]
+    assert len(set(codes)) == len(codes) and all(verify_code(c) for c in codes)
+    by_key = {c["customer_key"]: c["code"] for c in coupons}
+    for key, payload in payloads.items():
+        assert payload["offer"]["code"] == by_key[key]
+        assert payload["offer"]["name"] == ("twenty_off" if key in segment_3 else "ten_off")
+    assert by_key[someone] in (message.text or "")
+    assert "None" not in (message.text or "") + (message.subject or "")

@@ -41,11 +41,12 @@ from jingzhun.campaigns._consent import (
     consented,
     normalise,
 )
+from jingzhun.campaigns._offers import COUPON_SCHEMA, coupon_rows, issue_codes, offer_for
 from jingzhun.campaigns._spec import CampaignSpec, Channel, Policy
 from jingzhun.core import EngineError, NotFoundError, SpecError, SpecProblem
 from jingzhun.engine import Engine
 from jingzhun.profile import PROFILES
-from jingzhun.segments import SCORES, SEGMENT_SNAPSHOTS, sample_bucket
+from jingzhun.segments import SCORES, SEGMENT_MEMBERS, SEGMENT_SNAPSHOTS, sample_bucket
 from jingzhun.store import CampaignPlan, OperationalStore, QueuedMessage
 
 SEND_PLAN = "send_plan"
@@ -506,6 +507,59 @@ def plan_campaign(
     return plan
 
 
+COUPONS = "coupons"
+
+
+def _offers(
+    engine: Engine,
+    spec: CampaignSpec,
+    customer_keys: list[str],
+    send_day: dt.date,
+    secret: bytes | None,
+) -> tuple[dict[str, dict[str, Any]], pa.Table | None]:
+    """Each customer's offer (by their segments) and single-use coupon code, for the queue
+    payload, and the coupon rows to store.
+    """
+    if spec.offer is None or not customer_keys:
+        return {}, None
+    memberships: dict[str, set[str]] = {}
+    if engine.exists(SEGMENT_MEMBERS):
+        members = engine.read(SEGMENT_MEMBERS)
+        wanted = engine.register(
+            "_jz_offer_keys", pa.table({"w_key": pa.array(customer_keys, pa.string())})
+        )
+        mine = members.semi_join(wanted, members.customer_key == wanted.w_key)
+        for row in engine.execute(mine.select("customer_key", "segment")).to_pylist():
+            memberships.setdefault(row["customer_key"], set()).add(row["segment"])
+    offers = {
+        k: offer_for(spec.offer, memberships.get(k, set()), issued_on=send_day)
+        for k in customer_keys
+    }
+    codes: dict[str, str] = {}
+    if spec.offer.coupon_prefix is not None:
+        if secret is None:
+            raise EngineError("coupon codes need the project's coupon secret")
+        codes = issue_codes(
+            spec.name, customer_keys, prefix=spec.offer.coupon_prefix, secret=secret
+        )
+    payloads = {k: {"offer": _jsonable(offers[k].to_context(codes.get(k)))} for k in customer_keys}
+    rows = coupon_rows(spec.name, codes, offers=offers) if codes else None
+    return payloads, rows
+
+
+def _jsonable(value: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _store_coupons(engine: Engine, rows: pa.Table | None, queued: set[str]) -> None:
+    if rows is None or not queued:
+        return
+    mask = pa.array([k in queued for k in rows.column("customer_key").to_pylist()])
+    engine.create(COUPONS, COUPON_SCHEMA)
+    with engine.transaction():
+        engine.write(COUPONS, rows.filter(mask).cast(COUPON_SCHEMA))
+
+
 def latest_plan(store: OperationalStore, campaign: str) -> CampaignPlan:
     """The newest plan of a campaign that is not superseded."""
     with store.session() as session:
@@ -547,7 +601,7 @@ def launch_plan(
     spec: CampaignSpec,
     *,
     by: str,
-    payload: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    secret: bytes | None = None,
 ) -> tuple[CampaignPlan, int]:
     """Hand the treated customers of the latest plan to delivery (``delivery_queue``).
 
@@ -576,7 +630,12 @@ def launch_plan(
     )
     messages = engine.execute(treated).to_pylist()
     now = dt.datetime.now(dt.UTC)
+    send_day = messages[0]["send_at"].date() if messages else now.date()
+    payloads, coupons = _offers(
+        engine, spec, [m["customer_key"] for m in messages], send_day, secret
+    )
     queued = 0
+    fresh: set[str] = set()
     with store.session(write=True) as session:
         existing = set(
             session.scalars(
@@ -588,8 +647,8 @@ def launch_plan(
             if key in existing:
                 continue
             body = {"variant": m["variant"], "phase": m["phase"]}
-            if payload is not None:
-                body.update(payload(m))
+            body.update(payloads.get(m["customer_key"], {}))
+            fresh.add(m["customer_key"])
             session.add(
                 QueuedMessage(
                     idempotency_key=key,
@@ -612,11 +671,18 @@ def launch_plan(
         row.status = "launched"
         row.launched_by = by
         row.launched_at = now
+    _store_coupons(engine, coupons, fresh)
     return latest_plan(store, spec.name), queued
 
 
 def rollout_plan(
-    engine: Engine, store: OperationalStore, spec: CampaignSpec, *, winner: str, by: str
+    engine: Engine,
+    store: OperationalStore,
+    spec: CampaignSpec,
+    *,
+    winner: str,
+    by: str,
+    secret: bytes | None = None,
 ) -> tuple[CampaignPlan, int]:
     """After a pilot: queue the rest of the treated customers (phase ``rollout``) with the
     winning variant. The pilot must have been launched; each message is still queued once.
@@ -635,7 +701,11 @@ def rollout_plan(
     )
     messages = engine.execute(rest).to_pylist()
     now = dt.datetime.now(dt.UTC)
+    payloads, coupons = _offers(
+        engine, spec, [m["customer_key"] for m in messages], now.date(), secret
+    )
     queued = 0
+    fresh: set[str] = set()
     with store.session(write=True) as session:
         existing = set(
             session.scalars(
@@ -656,10 +726,17 @@ def rollout_plan(
                     address=m["address"] or "",
                     variant=winner,
                     send_at=max(m["send_at"], now),
-                    payload={"variant": winner, "phase": "rollout", "rolled_out_by": by},
+                    payload={
+                        "variant": winner,
+                        "phase": "rollout",
+                        "rolled_out_by": by,
+                        **payloads.get(m["customer_key"], {}),
+                    },
                     status="queued",
                     created_at=now,
                 )
             )
+            fresh.add(m["customer_key"])
             queued += 1
+    _store_coupons(engine, coupons, fresh)
     return latest_plan(store, spec.name), queued

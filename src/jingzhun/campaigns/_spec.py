@@ -7,7 +7,7 @@ audience: credit_card_offer          # a segment
 channel: sms                         # email, sms, push, webhook, ads, call_centre, direct_mail
 purpose: marketing
 goal: {event: product_opened, where: {product: credit_card}, within: 30d}
-offer: {name: no_annual_fee, kind: gift, value: 0}
+offer: {name: no_annual_fee, kind: gift, value: 0, coupon_prefix: CC}
 variants:
   - {name: a, template: cc_sms_a, share: 0.5}
   - {name: b, template: cc_sms_b, share: 0.5}
@@ -34,6 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from jingzhun.campaigns._offers import OfferSpec
 from jingzhun.core import SpecError, SpecProblem, parse_model
 from jingzhun.core._yaml import load_yaml
 
@@ -157,16 +158,6 @@ class Goal(_Model):
     within_days: int = Field(default=14, ge=1, le=365)
 
 
-class Offer(_Model):
-    """What the message offers; coupons are unique per recipient when ``coupon_prefix`` is set."""
-
-    name: str
-    kind: str = "discount_percent"
-    value: float = 0
-    coupon_prefix: str | None = None
-    by_segment: list[dict[str, Any]] = Field(default_factory=list)
-
-
 class Pilot(_Model):
     """Send the variants to a test share first; roll the winner out to the rest later."""
 
@@ -183,7 +174,7 @@ class CampaignSpec(_Model):
     channel: Channel
     purpose: Purpose = Purpose.MARKETING
     goal: Goal = Goal()
-    offer: Offer | None = None
+    offer: OfferSpec | None = None
     variants: list[Variant] = Field(default_factory=lambda: [Variant(name="default", share=1.0)])
     cost_per_contact: float = Field(default=0.0, ge=0)
     value_per_conversion: float = Field(default=0.0, ge=0)

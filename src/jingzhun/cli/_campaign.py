@@ -174,6 +174,27 @@ def campaign_rollout(
         out.print(f"{name}: variant {winner} rolled out, {queued:,} message(s) queued")
 
 
+@campaign_app.command("preview")
+@handles_errors
+def campaign_preview(
+    name: NameArgument,
+    customer: Annotated[str, typer.Argument(help="A customer_key or any id of the customer.")],
+    variant: Annotated[str | None, typer.Option(help="Variant (default: the first).")] = None,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """The message one customer would get: subject, text, HTML or SMS (with its parts)."""
+    with Workspace.open(project) as ws:
+        message = ws.campaigns.preview(name, customer, variant=variant)
+    payload = message.to_dict()
+    if as_json:
+        print_json(payload)
+        return
+    for key, value in payload.items():
+        if value not in (None, ""):
+            out.print(f"[bold]{key}[/]: {value}", highlight=False)
+
+
 def _channel(value: str) -> Channel:
     try:
         return Channel(value)

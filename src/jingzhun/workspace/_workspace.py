@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +13,20 @@ import pyarrow as pa
 from jingzhun.campaigns import (
     CampaignSpec,
     ConsentLedger,
+    MessageTemplate,
     Plan,
+    RenderedMessage,
     SuppressionList,
     approve_plan,
+    issue_codes,
     latest_plan,
     launch_plan,
     load_campaigns,
+    load_templates,
+    message_context,
+    offer_for,
     plan_campaign,
+    render_message,
     rollout_plan,
 )
 from jingzhun.core import NotFoundError, Project, SpecError, load_project
@@ -54,12 +61,14 @@ from jingzhun.profile import (
     ProfileReport,
     ProfileSettings,
     build_profiles,
+    find_customer_key,
     load_profile_settings,
     load_tag_specs,
     profile_view,
 )
 from jingzhun.segments import (
     SEGMENT_CHANGES,
+    SEGMENT_MEMBERS,
     ClusterResult,
     CompiledSegment,
     Explanation,
@@ -518,11 +527,73 @@ class CampaignsPart:
 
     def launch(self, name: str, *, by: str) -> tuple[CampaignPlan, int]:
         """Queue the plan's messages for delivery; refused when data or spec changed."""
-        return launch_plan(self._ws.engine, self._ws.store, self.spec(name), by=by)
+        return launch_plan(
+            self._ws.engine,
+            self._ws.store,
+            self.spec(name),
+            by=by,
+            secret=self._ws.project.secret("coupons"),
+        )
 
     def rollout(self, name: str, *, winner: str, by: str) -> tuple[CampaignPlan, int]:
         """After the pilot is decided: send the winning variant to the rest of the treated."""
-        return rollout_plan(self._ws.engine, self._ws.store, self.spec(name), winner=winner, by=by)
+        return rollout_plan(
+            self._ws.engine,
+            self._ws.store,
+            self.spec(name),
+            winner=winner,
+            by=by,
+            secret=self._ws.project.secret("coupons"),
+        )
+
+    def templates(self) -> dict[str, MessageTemplate]:
+        """Message templates under ``templates/``."""
+        return load_templates(self._ws.project.root / "templates")
+
+    def preview(self, name: str, customer: str, *, variant: str | None = None) -> RenderedMessage:
+        """A variant's message as one customer would get it (offer and a sample coupon code)."""
+        spec = self.spec(name)
+        chosen = next((v for v in spec.variants if variant in (None, v.name)), None)
+        if chosen is None:
+            names = ", ".join(v.name for v in spec.variants)
+            raise NotFoundError(f"campaign {name} has no variant '{variant}'; variants: {names}")
+        if chosen.template is None:
+            raise NotFoundError(f"variant {chosen.name} of {name} names no template")
+        templates = self.templates()
+        if chosen.template not in templates:
+            known = ", ".join(sorted(templates)) or "none (add YAML files under templates/)"
+            raise NotFoundError(f"no template '{chosen.template}'; templates: {known}")
+        engine = self._ws.engine
+        key = find_customer_key(engine, customer, self._ws.segments.as_of())
+        offer, code = None, None
+        if spec.offer is not None:
+            # issued the day after the profiles' date, as a plan without a send window would be
+            issued = self._ws.segments.as_of() + timedelta(days=1)
+            offer = offer_for(spec.offer, self._member_of(key), issued_on=issued)
+            if spec.offer.coupon_prefix is not None:
+                code = issue_codes(
+                    spec.name,
+                    [key],
+                    prefix=spec.offer.coupon_prefix,
+                    secret=self._ws.project.secret("coupons"),
+                )[key]
+        context = message_context(
+            engine,
+            key,
+            offer=offer,
+            coupon=code,
+            campaign={"name": spec.name, "description": spec.description},
+            currency=self._ws.project.settings.currency,
+        )
+        return render_message(templates[chosen.template], context, spec.channel.value)
+
+    def _member_of(self, customer_key: str) -> set[str]:
+        engine = self._ws.engine
+        if not engine.exists(SEGMENT_MEMBERS):
+            return set()
+        t = engine.read(SEGMENT_MEMBERS)
+        rows = engine.execute(t.filter(t.customer_key == customer_key).select("segment"))
+        return set(rows.column("segment").to_pylist())
 
     def latest_plan(self, name: str) -> CampaignPlan:
         """The newest plan of the campaign that is not superseded."""
