@@ -1,3 +1,4 @@
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,13 @@ def test_identity_settings_and_secret(tmp_path: Path) -> None:
     assert len(key) == 32
     assert project.secret("identity") == key  # stable across calls
     assert (tmp_path / "state" / "keys" / "identity.key").stat().st_mode & 0o077 == 0
+
+
+def test_yaml_with_an_empty_value_reads_as_null(tmp_path: Path) -> None:
+    from jingzhun.core._yaml import load_yaml
+
+    path = tmp_path / "a.yml"
+    path.write_text("a:\nb: 1\nc: [x, 2024-01-01, true]\n")
+    doc = load_yaml(path)
+    assert doc.data == {"a": None, "b": 1, "c": ["x", date(2024, 1, 1), True]}
+    assert doc.line_of(("b",)) == 2

@@ -34,13 +34,18 @@ def _walk(node: yaml.Node, loc: Location, lines: dict[Location, int]) -> Any:
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
+            key = _scalar(key_node)
             lines[(*loc, key)] = key_node.start_mark.line + 1
             out[key] = _walk(value_node, (*loc, key), lines)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_walk(item, (*loc, i), lines) for i, item in enumerate(node.value)]
-    return yaml.safe_load(yaml.serialize(node))
+    return _scalar(node)
+
+
+def _scalar(node: yaml.Node) -> Any:
+    """A scalar node's value, typed as the safe loader types it (an empty value is None)."""
+    return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
 def load_yaml(path: Path) -> LocatedYaml:
