@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from jingzhun.campaigns import SEND_PLAN, Channel, ConsentRecord, Purpose, Status
 from jingzhun.cli import app
-from jingzhun.core import EngineError, SpecError
+from jingzhun.core import RefusedError, SpecError
 from jingzhun.demo import run_demo
 from jingzhun.models import SCORES_SCHEMA, write_scores
 from jingzhun.workspace import Workspace
@@ -205,9 +205,9 @@ def test_approval_and_launch_rules(project: Path) -> None:
     write_campaign(project, "gated", "best_customers", extra="approval_required: true")
     with Workspace.open(project) as ws:
         ws.campaigns.plan("gated", by="alice")
-        with pytest.raises(EngineError, match="needs approval"):
+        with pytest.raises(RefusedError, match="needs approval"):
             ws.campaigns.launch("gated", by="alice")
-        with pytest.raises(EngineError, match="someone else"):
+        with pytest.raises(RefusedError, match="someone else"):
             ws.campaigns.approve("gated", by="alice")
         ws.campaigns.approve("gated", by="bob")
         # the data changes after the plan: a consent is withdrawn
@@ -223,13 +223,13 @@ def test_approval_and_launch_rules(project: Path) -> None:
                 )
             ]
         )
-        with pytest.raises(EngineError, match="data changed"):
+        with pytest.raises(RefusedError, match="data changed"):
             ws.campaigns.launch("gated", by="bob")
         plan = ws.campaigns.plan("gated", by="alice")
         ws.campaigns.approve("gated", by="bob")
         launched, queued = ws.campaigns.launch("gated", by="bob")
         assert launched.status == "launched" and queued == plan.figures["contacts"]
-        with pytest.raises(EngineError, match="was launched"):
+        with pytest.raises(RefusedError, match="was launched"):
             ws.campaigns.launch("gated", by="bob")
         ws.campaigns.plan("gated", by="alice")
         ws.campaigns.approve("gated", by="bob")
@@ -276,11 +276,11 @@ def test_pilot_then_rollout_of_the_winner(project: Path) -> None:
         rows = [r for r in plan_rows(ws, plan.plan_id) if r["group"] == "treatment"]
         pilot = [r for r in rows if r["phase"] == "pilot"]
         assert abs(len(pilot) / len(rows) - 0.2) <= 0.02
-        with pytest.raises(EngineError, match="launch the pilot first"):
+        with pytest.raises(RefusedError, match="launch the pilot first"):
             ws.campaigns.rollout("piloted", winner="b", by="alice")
         _, queued = ws.campaigns.launch("piloted", by="alice")
         assert queued == len(pilot)  # only the pilot goes out at launch
-        with pytest.raises(EngineError, match="not a variant"):
+        with pytest.raises(RefusedError, match="not a variant"):
             ws.campaigns.rollout("piloted", winner="c", by="alice")
         _, rest = ws.campaigns.rollout("piloted", winner="b", by="alice")
         assert rest == len(rows) - len(pilot)
@@ -352,3 +352,17 @@ def test_offers_coupons_and_preview(project: Path) -> None:
         assert payload["offer"]["name"] == ("twenty_off" if key in segment_3 else "ten_off")
     assert by_key[someone] in (message.text or "")
     assert "None" not in (message.text or "") + (message.subject or "")
+
+
+def test_the_budget_is_never_exceeded_after_the_holdout_rounds(project: Path) -> None:
+    # 45 / 2.0 affords 22 contacts; a 10% holdout rounded per stratum could leave 23 treated
+    extra = "budget: 45\nselection: {policy: everyone}"
+    text = CAMPAIGN.format(name="tight", audience="best_customers", fraction=0.1, extra=extra)
+    (project / "campaigns" / "tight.yml").write_text(
+        text.replace("cost_per_contact: 0.5", "cost_per_contact: 2.0")
+    )
+    with Workspace.open(project) as ws:
+        plan = ws.campaigns.plan("tight", by="alice")
+    assert plan.figures["cost"] <= 45
+    assert plan.figures["contacts"] == 22
+    assert plan.count("selected") == plan.count("treatment") + plan.count("holdout")

@@ -43,7 +43,7 @@ from jingzhun.campaigns._consent import (
 )
 from jingzhun.campaigns._offers import COUPON_SCHEMA, coupon_rows, issue_codes, offer_for
 from jingzhun.campaigns._spec import CampaignSpec, Channel, Policy
-from jingzhun.core import EngineError, NotFoundError, SpecError, SpecProblem
+from jingzhun.core import EngineError, NotFoundError, RefusedError, SpecError, SpecProblem
 from jingzhun.engine import Engine
 from jingzhun.profile import PROFILES
 from jingzhun.segments import SCORES, SEGMENT_MEMBERS, SEGMENT_SNAPSHOTS, sample_bucket
@@ -362,19 +362,21 @@ def plan_campaign(
     if spec.budget is not None and spec.cost_per_contact > 0:
         affordable = int(spec.budget / (spec.cost_per_contact * treated_share))
         limit = affordable if limit is None else min(limit, affordable)
-    tie = sample_bucket(t.customer_key, spec.holdout.seed + 3)
+    t = t.mutate(_jz_tie=sample_bucket(t.customer_key, spec.holdout.seed + 3), _jz_up=uplift_value)
     if selection.policy is Policy.EVERYONE:
-        ordered = t.order_by([tie, t.customer_key])
+        candidates = t
+        keys = [candidates._jz_tie, candidates.customer_key]
     elif selection.policy is Policy.TOP_K:
-        ordered = t.filter(t._jz_score.notnull()).order_by(
-            [t._jz_score.desc(), tie, t.customer_key]
-        )
+        candidates = t.filter(t._jz_score.notnull())
+        keys = [candidates._jz_score.desc(), candidates._jz_tie, candidates.customer_key]
     elif selection.policy is Policy.TOP_UPLIFT:
-        ordered = t.order_by([uplift_value.desc(), tie, t.customer_key])
+        candidates = t
+        keys = [candidates._jz_up.desc(), candidates._jz_tie, candidates.customer_key]
     else:  # max_profit: only contacts expected to pay for themselves, best first
-        kept = t.filter(t._jz_profit > 0)
-        ordered = kept.order_by([kept._jz_profit.desc(), tie, kept.customer_key])
-    selected = ordered.limit(limit) if limit is not None else ordered
+        candidates = t.filter(t._jz_profit > 0)
+        keys = [candidates._jz_profit.desc(), candidates._jz_tie, candidates.customer_key]
+    ranked = candidates.mutate(_jz_pri=ibis.row_number().over(order_by=keys))
+    selected = ranked.filter(ranked._jz_pri < limit) if limit is not None else ranked
     counts.append(("selected", selected))
 
     stratify = spec.holdout.stratify_by
@@ -395,6 +397,13 @@ def plan_campaign(
         else ibis.literal("all")
     )
     assigned = _holdout_and_variants(spec, selected, stratum)
+    if spec.budget is not None and spec.cost_per_contact > 0:
+        # The holdout rounds per stratum, so cap the treated at what the budget pays for;
+        # the lowest-priority treated customers over the cap are left out of the plan.
+        affordable = int(spec.budget // spec.cost_per_contact)
+        order = ibis.row_number().over(group_by=assigned.group, order_by=assigned._jz_pri)
+        assigned = assigned.mutate(_jz_tr=order)
+        assigned = assigned.filter((assigned.group == "holdout") | (assigned._jz_tr < affordable))
     plan_id = f"{spec.name}-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
     rows = assigned.select(
         plan_id=ibis.literal(plan_id),
@@ -417,6 +426,7 @@ def plan_campaign(
     stored = engine.read(SEND_PLAN)
     mine = stored.filter(stored.plan_id == plan_id)
 
+    counts[-1] = ("selected", mine)
     waterfall = []
     previous: int | None = None
     for name, table in counts:
@@ -580,9 +590,9 @@ def approve_plan(store: OperationalStore, spec: CampaignSpec, *, by: str) -> Cam
     """Approve the latest plan; when approval is required the approver is not its author."""
     plan = latest_plan(store, spec.name)
     if plan.status != "planned":
-        raise EngineError(f"plan {plan.plan_id} is {plan.status}; only a new plan can be approved")
+        raise RefusedError(f"plan {plan.plan_id} is {plan.status}; only a new plan can be approved")
     if spec.approval_required and by == plan.created_by:
-        raise EngineError(
+        raise RefusedError(
             f"plan {plan.plan_id} was made by {by}; approval must come from someone else"
         )
     with store.session(write=True) as session:
@@ -611,16 +621,16 @@ def launch_plan(
     """
     plan = latest_plan(store, spec.name)
     if plan.status == "launched":
-        raise EngineError(f"plan {plan.plan_id} was launched at {plan.launched_at}")
+        raise RefusedError(f"plan {plan.plan_id} was launched at {plan.launched_at}")
     if spec.approval_required and plan.status != "approved":
-        raise EngineError(f"plan {plan.plan_id} needs approval first (jingzhun campaign approve)")
+        raise RefusedError(f"plan {plan.plan_id} needs approval first (jingzhun campaign approve)")
     if plan.spec_fingerprint != spec.fingerprint():
-        raise EngineError(
+        raise RefusedError(
             f"campaigns/{spec.name}.yml changed since plan {plan.plan_id}; plan it again"
         )
     current = data_fingerprint(engine, store, spec)
     if current != plan.data_fingerprint:
-        raise EngineError(
+        raise RefusedError(
             f"the data changed since plan {plan.plan_id} was made (profiles, segments, scores, "
             "consents or suppressions); plan it again"
         )
@@ -688,13 +698,13 @@ def rollout_plan(
     winning variant. The pilot must have been launched; each message is still queued once.
     """
     if spec.pilot is None:
-        raise EngineError(f"campaign {spec.name} has no pilot; everything went out at launch")
+        raise RefusedError(f"campaign {spec.name} has no pilot; everything went out at launch")
     names = [v.name for v in spec.variants]
     if winner not in names:
-        raise EngineError(f"'{winner}' is not a variant of {spec.name}; variants: {names}")
+        raise RefusedError(f"'{winner}' is not a variant of {spec.name}; variants: {names}")
     plan = latest_plan(store, spec.name)
     if plan.status != "launched":
-        raise EngineError(f"plan {plan.plan_id} is {plan.status}; launch the pilot first")
+        raise RefusedError(f"plan {plan.plan_id} is {plan.status}; launch the pilot first")
     rows = engine.read(SEND_PLAN)
     rest = rows.filter(
         (rows.plan_id == plan.plan_id) & (rows.group == "treatment") & (rows.phase == "rollout")

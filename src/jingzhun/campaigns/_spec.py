@@ -6,7 +6,7 @@ name: credit_card_offer
 audience: credit_card_offer          # a segment
 channel: sms                         # email, sms, push, webhook, ads, call_centre, direct_mail
 purpose: marketing
-goal: {event: product_opened, where: {product: credit_card}, within: 30d}
+goal: {event: product_opened, where: {product: credit_card}, within_days: 30}
 offer: {name: no_annual_fee, kind: gift, value: 0, coupon_prefix: CC}
 variants:
   - {name: a, template: cc_sms_a, share: 0.5}

@@ -6,6 +6,7 @@ from jingzhun.core._errors import (
     IngestError,
     JingzhunError,
     NotFoundError,
+    RefusedError,
     SpecError,
     SpecProblem,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "ProfilesConfig",
     "Project",
     "ProjectSettings",
+    "RefusedError",
     "SourceFormat",
     "SourceSpec",
     "SpecError",

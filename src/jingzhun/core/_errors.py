@@ -15,6 +15,7 @@ class ExitCode(IntEnum):
     SPEC_ERROR = 2  # the project folder (jingzhun.yml, a spec file) is invalid
     NOT_FOUND = 3  # a named thing (source, file, project) does not exist
     ENGINE_ERROR = 4  # the warehouse or the operational store failed
+    REFUSED = 5  # a rule refused the action (approval missing, data changed since the plan)
 
 
 class JingzhunError(Exception):
@@ -68,6 +69,12 @@ class NotFoundError(JingzhunError):
     """A named source, file or project does not exist."""
 
     exit_code = ExitCode.NOT_FOUND
+
+
+class RefusedError(JingzhunError):
+    """A rule refused the action: it needs approval, a re-plan, or someone else to do it."""
+
+    exit_code = ExitCode.REFUSED
 
 
 class EngineError(JingzhunError):
