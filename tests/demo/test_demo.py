@@ -37,6 +37,9 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     assert any(m.startswith("  segment best_customers: ") for m in messages)
     assert any(m.startswith("  segment behaviour_1: ") for m in messages)  # a cluster set
     assert any(m.startswith("  CLV: ") for m in messages)
+    assert any("launched:" in m and "queued" in m for m in messages)  # the win-back campaign
+    preview = json.loads((tmp_path / "demo" / "reports" / "winback_preview.json").read_text())
+    assert preview["subject"] and "None" not in json.dumps(preview)
     with Workspace.open(tmp_path / "demo") as ws:
         scores = ws.engine.execute(ws.engine.read("scores")).to_pandas()
         buyers = ws.engine.execute(ws.engine.read("profiles")).to_pandas()
@@ -55,6 +58,9 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     # a second build of the same date changes nothing but adds snapshot rows per segment
     snapshots = again.tables.pop("segment_snapshots")
     assert snapshots > result.tables.pop("segment_snapshots")
+    # every plan keeps its rows; the second launch queues nothing new (one message per person)
+    assert again.tables.pop("send_plan") == 2 * result.tables.pop("send_plan")
+    assert any(m.startswith("  approved by manager, launched: 0 message(s)") for m in messages)
     assert again.tables == result.tables
     assert result.tables["segment_members"] > 0
     assert any("already there" in m for m in messages)

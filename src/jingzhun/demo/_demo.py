@@ -132,6 +132,35 @@ def _generate_once(
     marker.write_text(json.dumps(params))
 
 
+def _campaign(ws: Workspace, root: Path, tell: Callable[[str], None]) -> None:
+    """Plan the win-back campaign, approve it as someone else, launch it to the queue."""
+    tell("planning the win-back campaign (campaigns/winback.yml)…")
+    plan = ws.campaigns.plan("winback", by="analyst")
+    for row in plan.waterfall:
+        tell(f"  {row['step']:<15}{row['customers']:>7,}")
+    figures = plan.figures
+    tell(
+        f"  {figures['contacts']:,} e-mails, {figures['holdout']:,} held out; expected "
+        f"{figures['expected_incremental_conversions']:.1f} extra orders for "
+        f"{figures['cost']:.2f} GBP, expected ROI {figures['expected_roi']}"
+    )
+    ws.campaigns.approve("winback", by="manager")
+    launched, queued = ws.campaigns.launch("winback", by="manager")
+    tell(f"  approved by manager, launched: {queued:,} message(s) queued ({launched.plan_id})")
+    rows = ws.engine.read("send_plan")
+    first = ws.engine.execute(
+        rows.filter((rows.plan_id == plan.plan_id) & (rows.group == "treatment"))
+        .order_by("customer_key")
+        .limit(1)
+    ).to_pylist()
+    if first:
+        message = ws.campaigns.preview("winback", str(first[0]["customer_key"]))
+        path = root / "reports" / "winback_preview.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(message.to_dict(), indent=2, default=str), encoding="utf-8")
+        tell(f"  one recipient's e-mail: {path}")
+
+
 def _hillstrom(path: Path, reports: Path, tell: Callable[[str], None]) -> None:
     """The Hillstrom experiment: each e-mail arm against no e-mail, and who to e-mail."""
     frame = pd.read_csv(path)
@@ -205,9 +234,10 @@ def run_demo(
     _generate_once(data / "generated", customers=customers, days=days, seed=seed, say=tell)
     for stem, text in source_specs("data/generated").items():
         (root / "sources" / f"gen_{stem}.yml").write_text(text, encoding="utf-8")
-    (root / "segments").mkdir(exist_ok=True)
-    for spec in sorted((Path(__file__).parent / "segments").glob("*.yml")):
-        shutil.copyfile(spec, root / "segments" / spec.name)
+    for folder in ("segments", "campaigns", "templates"):
+        (root / folder).mkdir(exist_ok=True)
+        for spec in sorted((Path(__file__).parent / folder).glob("*.yml")):
+            shutil.copyfile(spec, root / folder / spec.name)
 
     with Workspace.open(root) as ws:
         tell("ingesting sources…")
@@ -277,6 +307,7 @@ def run_demo(
             "Generated data: jingzhun's seeded generator "
             f"({customers:,} customers, {days} days, seed {seed}); synthetic, not real people."
         )
+        _campaign(ws, root, tell)
         hillstrom = (shared_data / HILLSTROM) if shared_data is not None else None
         if hillstrom is not None and hillstrom.is_file():
             _hillstrom(hillstrom, root / "reports", tell)
