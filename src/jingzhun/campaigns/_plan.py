@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import ibis
 import ibis.expr.types as ir
@@ -196,6 +196,29 @@ def _send_time(spec: CampaignSpec, as_of: dt.date, timezone: str) -> dt.datetime
                     ]
                 )
     return local.astimezone(dt.UTC)
+
+
+def _send_times(
+    spec: CampaignSpec, as_of: dt.date, default: str, zones: list[str | None]
+) -> pa.Table:
+    """The send time for each time zone the customers live in (an unknown zone name counts
+    as the project's).
+    """
+    out_zones, out_times = [], []
+    for zone in zones:
+        name = zone or default
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            name = default
+        out_zones.append(zone or default)
+        out_times.append(_send_time(spec, as_of, name))
+    return pa.table(
+        {
+            "st_zone": pa.array(out_zones, pa.string()),
+            "st_send_at": pa.array(out_times, pa.timestamp("us", tz="UTC")),
+        }
+    )
 
 
 def _campaign_file(spec: CampaignSpec) -> Path:
@@ -404,6 +427,17 @@ def plan_campaign(
         order = ibis.row_number().over(group_by=assigned.group, order_by=assigned._jz_pri)
         assigned = assigned.mutate(_jz_tr=order)
         assigned = assigned.filter((assigned.group == "holdout") | (assigned._jz_tr < affordable))
+    # Quiet hours hold in each customer's own time zone (the project's when unknown).
+    local = (
+        assigned.timezone.fill_null(timezone)
+        if "timezone" in assigned.columns
+        else ibis.literal(timezone)
+    )
+    assigned = assigned.mutate(_jz_zone=local)
+    zones = engine.execute(assigned.select("_jz_zone").distinct()).column(0).to_pylist()
+    times = engine.register("_jz_send_times", _send_times(spec, as_of, timezone, zones))
+    joined = assigned.left_join(times, assigned._jz_zone == times.st_zone)
+    assigned = joined.select(*assigned.columns, _jz_send_at=joined.st_send_at)
     plan_id = f"{spec.name}-{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
     rows = assigned.select(
         plan_id=ibis.literal(plan_id),
@@ -414,7 +448,7 @@ def plan_campaign(
         phase=assigned.phase,
         channel=ibis.literal(spec.channel.value),
         address=assigned._jz_address.cast("string"),
-        send_at=ibis.literal(send_at.replace(tzinfo=None), type="timestamp"),
+        send_at=assigned._jz_send_at,
         stratum=assigned.stratum,
         score=assigned._jz_score,
         uplift=assigned._jz_uplift,
@@ -475,6 +509,12 @@ def plan_campaign(
         "holdout_fraction": spec.holdout.fraction,
         "variants": variants,
         "send_at": send_at.isoformat(),
+        "send_at_by_zone": {
+            r["_jz_zone"]: r["t"].isoformat()
+            for r in engine.execute(
+                assigned.group_by("_jz_zone").aggregate(t=assigned._jz_send_at.min()).limit(50)
+            ).to_pylist()
+        },
         "expected_conversions": round(base_sum + incremental, 4),
         "expected_incremental_conversions": round(incremental, 4),
         "cost": round(cost, 2),

@@ -44,11 +44,21 @@ ATTRIBUTES = (
     "gender",
     "city",
     "country",
+    "timezone",
     "email_consent",
     "sms_consent",
     "push_consent",
 )
-_TEXT_ATTRIBUTES = {"email", "phone", "first_name", "last_name", "gender", "city", "country"}
+_TEXT_ATTRIBUTES = {
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "gender",
+    "city",
+    "country",
+    "timezone",
+}
 INTERESTS = 3
 # An e-mail address of a valid shape: something@domain.tld without spaces.
 EMAIL_SHAPE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

@@ -59,6 +59,7 @@ PROFILE_COLUMNS: tuple[ProfileColumn, ...] = (
     ProfileColumn("gender", _S, "as above"),
     ProfileColumn("city", _S, "as above"),
     ProfileColumn("country", _S, "as above"),
+    ProfileColumn("timezone", _S, "as above: the customer's IANA time zone"),
     ProfileColumn("email_consent", _B, "as above"),
     ProfileColumn("sms_consent", _B, "as above"),
     ProfileColumn("push_consent", _B, "as above"),

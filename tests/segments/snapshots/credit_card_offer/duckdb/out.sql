@@ -131,6 +131,7 @@ FROM (
     "t3"."gender",
     "t3"."city",
     "t3"."country",
+    "t3"."timezone",
     "t3"."email_consent",
     "t3"."sms_consent",
     "t3"."push_consent",
