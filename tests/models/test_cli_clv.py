@@ -200,3 +200,40 @@ def test_retention_sbg_and_cohorts() -> None:
     assert code == ExitCode.SPEC_ERROR
     code, payload = _run(["model", "retention"])
     assert code == ExitCode.SPEC_ERROR
+
+
+def test_clv_report_is_written_with_its_charts(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from jingzhun.cli import app
+
+    report = tmp_path / "clv.html"
+    result = CliRunner().invoke(
+        app,
+        [
+            "model",
+            "fit",
+            "clv",
+            "--transactions",
+            str(shared_file("cdnow/CDNOW_sample.txt")),
+            "--columns",
+            "customer_id,sample_id,date,quantity,amount",
+            "--customer-col",
+            "sample_id",
+            "--date-col",
+            "date",
+            "--amount-col",
+            "amount",
+            "--calibration-end",
+            "1997-09-30",
+            "--no-pareto-nbd",
+            "--report",
+            str(report),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    html = report.read_text()
+    assert "frequency and recency" in html and "P(alive)" in html
+    assert "-9,582.4292" in html  # the published log-likelihood, in the headline
+    assert "<script src=" not in html  # plotly.js is inlined, nothing is fetched

@@ -18,6 +18,7 @@ from jingzhun.models._clv import (
     fit_clv,
     read_transactions,
 )
+from jingzhun.models._customer_clv import write_clv_report
 from jingzhun.models._retention import CohortPeriod, ShiftedBetaGeometric, cohort_retention
 
 TransactionsOption = Annotated[
@@ -117,6 +118,13 @@ def fit_clv_command(
             "monetary value, P(alive), expected purchases and CLV over the horizon.",
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="An HTML report: parameters, holdout, frequency–recency matrix, P(alive).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fit BG/NBD, Pareto/NBD and Gamma-Gamma on transactions; check the holdout forecast."""
@@ -157,6 +165,8 @@ def fit_clv_command(
     if output is not None:
         _write_table(result.customer_table(horizon, discount_rate).reset_index(), output)
         payload["out"] = {"file": str(output), "horizon_months": horizon}
+    if report is not None:
+        payload["report"] = str(write_clv_report(result, report, source=transactions.name))
     if as_json:
         print_json(payload)
     else:
