@@ -6,6 +6,7 @@ warehouse table ``send_plan``); ``approve_plan`` and ``launch_plan`` hand it to 
 """
 
 from jingzhun.campaigns._consent import (
+    PHONE_DIGITS,
     SUBJECT_KINDS,
     ConsentLedger,
     ConsentRecord,
@@ -13,6 +14,7 @@ from jingzhun.campaigns._consent import (
     SuppressionList,
     consented,
     normalise,
+    suppression_address,
 )
 from jingzhun.campaigns._content import (
     ContentError,
@@ -62,6 +64,7 @@ from jingzhun.campaigns._spec import (
 __all__ = [
     "COUPONS",
     "COUPON_SCHEMA",
+    "PHONE_DIGITS",
     "REDEMPTION_SCHEMA",
     "SEND_PLAN",
     "SEND_PLAN_SCHEMA",
@@ -102,5 +105,6 @@ __all__ = [
     "render_message",
     "rollout_plan",
     "sms_parts",
+    "suppression_address",
     "verify_code",
 ]

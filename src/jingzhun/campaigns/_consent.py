@@ -255,6 +255,19 @@ def _parse_row(row: dict[str, str], path: Path, recorded_by: str) -> ConsentReco
     )
 
 
+def suppression_address(channel: Channel, address: str) -> str:
+    """The form an address is suppressed in: e-mails lower-cased, phone numbers as digits
+    (SMS, call centre), anything else (device, customer key, postal line) trimmed as given.
+    """
+    if channel in (Channel.EMAIL, Channel.ADS) and "@" in address:
+        return normalise("email", address)
+    if channel in (Channel.SMS, Channel.CALL_CENTRE) or (
+        channel is Channel.ADS and "@" not in address
+    ):
+        return normalise("phone", address)
+    return address.strip()
+
+
 class SuppressionList:
     """Addresses not to contact on a channel (hard bounces, complaints, unsubscribes)."""
 
@@ -263,8 +276,7 @@ class SuppressionList:
 
     def add(self, channel: Channel, address: str, reason: str, source: str = "cli") -> bool:
         """Suppress an address; False when it already was."""
-        kind = "email" if channel is Channel.EMAIL else "phone"
-        value = normalise(kind, address)
+        value = suppression_address(channel, address)
         with self.store.session(write=True) as session:
             found = session.scalar(
                 select(Suppression).where(

@@ -39,7 +39,6 @@ from jingzhun.campaigns._consent import (
     ConsentLedger,
     SuppressionList,
     consented,
-    normalise,
 )
 from jingzhun.campaigns._offers import COUPON_SCHEMA, coupon_rows, issue_codes, offer_for
 from jingzhun.campaigns._spec import CampaignSpec, Channel, Policy
@@ -338,9 +337,7 @@ def plan_campaign(
     suppressed = SuppressionList(store).addresses(spec.channel)
     if suppressed:
         keys = [
-            normalise("phone", a)[-PHONE_DIGITS:]
-            if spec.channel in (Channel.SMS, Channel.CALL_CENTRE)
-            else a
+            a[-PHONE_DIGITS:] if spec.channel in (Channel.SMS, Channel.CALL_CENTRE) else a
             for a in suppressed
         ]
         listed = engine.register(

@@ -524,6 +524,7 @@ def _say(message: str) -> None:
 # Sub-command groups live in their own modules; importing them registers their commands.
 from jingzhun.cli import _model_clv, _model_ml  # noqa: E402, F401
 from jingzhun.cli._campaign import campaign_app, consent_app  # noqa: E402
+from jingzhun.cli._delivery import register as register_delivery  # noqa: E402
 from jingzhun.cli._experiment import experiment_app  # noqa: E402
 from jingzhun.cli._measure import register as register_measure  # noqa: E402
 from jingzhun.cli._model import model_app  # noqa: E402
@@ -537,6 +538,7 @@ app.add_typer(campaign_app, name="campaign")
 app.add_typer(consent_app, name="consent")
 app.add_typer(experiment_app, name="experiment")
 register_measure(app)
+register_delivery(app)
 
 
 def main() -> None:

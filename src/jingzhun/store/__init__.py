@@ -7,6 +7,7 @@ or machines share it.
 Its schema is migrated with Alembic scripts that ship inside this package.
 """
 
+from jingzhun.store._delivery_models import Delivery, DeliveryStatus
 from jingzhun.store._models import (
     CampaignPlan,
     Consent,
@@ -23,6 +24,8 @@ from jingzhun.store._store import OperationalStore, RunRecord
 __all__ = [
     "CampaignPlan",
     "Consent",
+    "Delivery",
+    "DeliveryStatus",
     "IdentityDecision",
     "IdentityDecisionKind",
     "IdentitySplit",
