@@ -38,6 +38,16 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     assert any(m.startswith("  segment behaviour_1: ") for m in messages)  # a cluster set
     assert any(m.startswith("  CLV: ") for m in messages)
     assert any("launched:" in m and "queued" in m for m in messages)  # the win-back campaign
+    import re
+
+    queued = next(m for m in messages if "launched:" in m)
+    delivered = next(m for m in messages if "delivered to a local SMTP server" in m)
+    n_queued = int(re.search(r"launched: ([\d,]+) message", queued).group(1).replace(",", ""))
+    sent, received = (
+        int(x.replace(",", "")) for x in re.findall(r"([\d,]+) (?:sent|received)", delivered)
+    )
+    assert n_queued > 0 and sent == received == n_queued  # every e-mail reached the server
+    first_run = len(messages)
     preview = json.loads((tmp_path / "demo" / "reports" / "winback_preview.json").read_text())
     assert preview["subject"] and "None" not in json.dumps(preview)
     with Workspace.open(tmp_path / "demo") as ws:
@@ -61,6 +71,7 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     # every plan keeps its rows; the second launch queues nothing new (one message per person)
     assert again.tables.pop("send_plan") == 2 * result.tables.pop("send_plan")
     assert any(m.startswith("  approved by manager, launched: 0 message(s)") for m in messages)
+    assert any(": 0 sent, 0 received" in m for m in messages[first_run:])  # nothing twice
     assert again.tables == result.tables
     assert result.tables["segment_members"] > 0
     assert any("already there" in m for m in messages)

@@ -21,7 +21,6 @@ from jingzhun.delivery import (
     Worker,
     build_channels,
     load_delivery_settings,
-    render_from_payload,
 )
 from jingzhun.workspace import Workspace
 
@@ -65,7 +64,7 @@ def worker(
         run = Worker(
             store,
             channels,
-            render_from_payload,
+            ws.delivery.render,
             batch_size=settings.worker.batch_size,
             rate_limits=settings.rate_limits(),
             backoff=settings.backoff(),

@@ -5,6 +5,7 @@ loaded end to end and summarised in an HTML report. Each later stage adds its st
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import pandas as pd
 
 from jingzhun.core import PROJECT_FILE, init_project
 from jingzhun.datagen import generate, source_specs
+from jingzhun.demo._smtp_sink import SmtpSink
 from jingzhun.ingest import FileStatus, LoadReport
 from jingzhun.measure import analyze_experiment, write_experiment_report
 from jingzhun.models import fit_uplift_table
@@ -132,6 +134,47 @@ def _generate_once(
     marker.write_text(json.dumps(params))
 
 
+DELIVERY_SETTINGS = """\
+# The demo's delivery settings: e-mail goes to a local SMTP sink the demo starts itself.
+email:
+  host: 127.0.0.1
+  port: {port}
+  security: none
+  from_address: "Demo Shop <news@shop.example>"
+tracking:
+  secret_env: JINGZHUN_DEMO_TRACKING_SECRET
+  base_url: https://t.shop.example
+  unsubscribe_url: https://t.shop.example/unsubscribe
+  unsubscribe_mailto: unsubscribe@shop.example
+"""
+
+
+def _deliver(ws: Workspace, root: Path, tell: Callable[[str], None]) -> None:
+    """Send the queued e-mails to a local SMTP server and show what it received."""
+    # the tracking-link key comes from the environment; the demo uses its project's own key
+    os.environ.setdefault("JINGZHUN_DEMO_TRACKING_SECRET", ws.project.secret("tracking").hex())
+    with SmtpSink() as sink:
+        (root / "delivery.yml").write_text(DELIVERY_SETTINGS.format(port=sink.port), "utf-8")
+        with ws.delivery.worker(worker_id="demo") as worker:
+            report = worker.run_once()
+        received = list(sink.messages)
+    figures = report.to_dict()
+    tell(
+        f"  delivered to a local SMTP server on 127.0.0.1:{sink.port}: {figures['sent']:,} "
+        f"sent, {len(received):,} received"
+    )
+    if received:
+        first = received[0]
+        unsubscribe = first["List-Unsubscribe"]
+        tell(f"  first received: {first['Subject']!r}; List-Unsubscribe: {unsubscribe}")
+        path = root / "reports" / "smtp_received.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            "\n".join(f"{m['Message-ID']}\t{m['Subject']}" for m in received) + "\n", "utf-8"
+        )
+        tell(f"  every received message: {path}")
+
+
 def _campaign(ws: Workspace, root: Path, tell: Callable[[str], None]) -> None:
     """Plan the win-back campaign, approve it as someone else, launch it to the queue."""
     tell("planning the win-back campaign (campaigns/winback.yml)…")
@@ -147,6 +190,7 @@ def _campaign(ws: Workspace, root: Path, tell: Callable[[str], None]) -> None:
     ws.campaigns.approve("winback", by="manager")
     launched, queued = ws.campaigns.launch("winback", by="manager")
     tell(f"  approved by manager, launched: {queued:,} message(s) queued ({launched.plan_id})")
+    _deliver(ws, root, tell)
     rows = ws.engine.read("send_plan")
     first = ws.engine.execute(
         rows.filter((rows.plan_id == plan.plan_id) & (rows.group == "treatment"))

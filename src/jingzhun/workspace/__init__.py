@@ -3,6 +3,7 @@
 from jingzhun.workspace._workspace import (
     BuildReport,
     CampaignsPart,
+    DeliveryPart,
     IdentityPart,
     IngestPart,
     MeasurePart,
@@ -15,6 +16,7 @@ from jingzhun.workspace._workspace import (
 __all__ = [
     "BuildReport",
     "CampaignsPart",
+    "DeliveryPart",
     "IdentityPart",
     "IngestPart",
     "MeasurePart",

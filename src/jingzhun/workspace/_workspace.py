@@ -30,6 +30,13 @@ from jingzhun.campaigns import (
     rollout_plan,
 )
 from jingzhun.core import NotFoundError, Project, SpecError, load_project
+from jingzhun.delivery import (
+    OutboundMessage,
+    Worker,
+    build_channels,
+    load_delivery_settings,
+    render_from_payload,
+)
 from jingzhun.engine import Engine, connect
 from jingzhun.identity import (
     IdentityReport,
@@ -89,7 +96,7 @@ from jingzhun.segments import (
     parse_segment,
     preview,
 )
-from jingzhun.store import CampaignPlan, OperationalStore
+from jingzhun.store import CampaignPlan, OperationalStore, QueuedMessage
 
 
 @dataclass
@@ -600,6 +607,71 @@ class CampaignsPart:
         return latest_plan(self._ws.store, name)
 
 
+class DeliveryPart:
+    """``ws.delivery``: render queued messages from the campaigns' templates and send them."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+        self._templates: dict[str, MessageTemplate] | None = None
+        self._specs: dict[str, CampaignSpec] | None = None
+
+    def render(self, queued: QueuedMessage) -> OutboundMessage:
+        """A queued campaign message rendered with its variant's template, the customer's
+        profile and the offer and coupon stored in the queue at launch. Messages without a
+        campaign template fall back to content in the payload.
+        """
+        if self._specs is None:
+            self._specs = self._ws.campaigns.specs()
+            self._templates = self._ws.campaigns.templates()
+        spec = self._specs.get(queued.campaign)
+        payload = dict(queued.payload or {})
+        variant = next(
+            (v for v in (spec.variants if spec else []) if v.name == queued.variant), None
+        )
+        templates = self._templates or {}
+        if spec is None or variant is None or variant.template not in templates:
+            return render_from_payload(queued)
+        context = message_context(
+            self._ws.engine,
+            queued.customer_key,
+            offer=payload.get("offer"),
+            coupon=(payload.get("offer") or {}).get("code"),
+            campaign={"name": spec.name, "description": spec.description},
+            currency=self._ws.project.settings.currency,
+        )
+        message = render_message(templates[str(variant.template)], context, spec.channel.value)
+        return OutboundMessage(
+            idempotency_key=queued.idempotency_key,
+            recipient=queued.address,
+            customer_key=queued.customer_key,
+            campaign=queued.campaign,
+            subject=message.subject or "",
+            html=message.html or "",
+            text=message.text or "",
+            body=message.sms or "",
+            metadata={"variant": queued.variant},
+        )
+
+    def worker(self, *, worker_id: str = "local") -> Worker:
+        """A worker over the channels of ``delivery.yml`` that renders with the templates."""
+        root = self._ws.project.root
+        settings = load_delivery_settings(root)
+        channels = build_channels(settings, root=root, region=self._ws.project.settings.region)
+        return Worker(
+            self._ws.store,
+            channels,
+            self.render,
+            batch_size=settings.worker.batch_size,
+            rate_limits=settings.rate_limits(),
+            backoff=settings.backoff(),
+            lease_seconds=settings.worker.lease_seconds,
+            settle_seconds=settings.worker.settle_seconds,
+            in_doubt=settings.in_doubt(),
+            worker_id=worker_id,
+            journal=root / "state" / "delivery" / f"{worker_id}.journal",
+        )
+
+
 class MeasurePart:
     """``ws.measure``: figures and reports over the warehouse."""
 
@@ -646,6 +718,7 @@ class Workspace:
         self.segments = SegmentsPart(self)
         self.models = ModelsPart(self)
         self.campaigns = CampaignsPart(self)
+        self.delivery = DeliveryPart(self)
         self.measure = MeasurePart(self)
 
     @classmethod
