@@ -678,10 +678,36 @@ def launch_plan(
     messages = engine.execute(treated).to_pylist()
     now = dt.datetime.now(dt.UTC)
     send_day = messages[0]["send_at"].date() if messages else now.date()
+    queued = _queue(engine, store, spec, plan, messages, send_day=send_day, secret=secret)
+    with store.session(write=True) as session:
+        row = session.scalars(
+            select(CampaignPlan).where(CampaignPlan.plan_id == plan.plan_id)
+        ).one()
+        row.status = "launched"
+        row.launched_by = by
+        row.launched_at = now
+    return latest_plan(store, spec.name), queued
+
+
+def _queue(
+    engine: Engine,
+    store: OperationalStore,
+    spec: CampaignSpec,
+    plan: CampaignPlan,
+    messages: list[dict[str, Any]],
+    *,
+    send_day: dt.date,
+    secret: bytes | None,
+    winner: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> int:
+    """Queue plan rows for delivery, each once (key campaign:customer:channel), with their
+    offer and coupon; store the coupons of the messages queued now. Returns how many.
+    """
+    now = dt.datetime.now(dt.UTC)
     payloads, coupons = _offers(
         engine, spec, [m["customer_key"] for m in messages], send_day, secret
     )
-    queued = 0
     fresh: set[str] = set()
     with store.session(write=True) as session:
         existing = set(
@@ -693,9 +719,9 @@ def launch_plan(
             key = f"{spec.name}:{m['customer_key']}:{m['channel']}"
             if key in existing:
                 continue
-            body = {"variant": m["variant"], "phase": m["phase"]}
+            variant = winner or m["variant"]
+            body = {"variant": variant, "phase": m["phase"], **(extra or {})}
             body.update(payloads.get(m["customer_key"], {}))
-            fresh.add(m["customer_key"])
             session.add(
                 QueuedMessage(
                     idempotency_key=key,
@@ -704,22 +730,16 @@ def launch_plan(
                     customer_key=m["customer_key"],
                     channel=m["channel"],
                     address=m["address"] or "",
-                    variant=m["variant"],
-                    send_at=m["send_at"],
+                    variant=variant,
+                    send_at=max(m["send_at"], now) if winner else m["send_at"],
                     payload=body,
                     status="queued",
                     created_at=now,
                 )
             )
-            queued += 1
-        row = session.scalars(
-            select(CampaignPlan).where(CampaignPlan.plan_id == plan.plan_id)
-        ).one()
-        row.status = "launched"
-        row.launched_by = by
-        row.launched_at = now
+            fresh.add(m["customer_key"])
     _store_coupons(engine, coupons, fresh)
-    return latest_plan(store, spec.name), queued
+    return len(fresh)
 
 
 def rollout_plan(
@@ -747,43 +767,15 @@ def rollout_plan(
         (rows.plan_id == plan.plan_id) & (rows.group == "treatment") & (rows.phase == "rollout")
     )
     messages = engine.execute(rest).to_pylist()
-    now = dt.datetime.now(dt.UTC)
-    payloads, coupons = _offers(
-        engine, spec, [m["customer_key"] for m in messages], now.date(), secret
+    queued = _queue(
+        engine,
+        store,
+        spec,
+        plan,
+        messages,
+        send_day=dt.datetime.now(dt.UTC).date(),
+        secret=secret,
+        winner=winner,
+        extra={"rolled_out_by": by},
     )
-    queued = 0
-    fresh: set[str] = set()
-    with store.session(write=True) as session:
-        existing = set(
-            session.scalars(
-                select(QueuedMessage.idempotency_key).where(QueuedMessage.campaign == spec.name)
-            ).all()
-        )
-        for m in messages:
-            key = f"{spec.name}:{m['customer_key']}:{m['channel']}"
-            if key in existing:
-                continue
-            session.add(
-                QueuedMessage(
-                    idempotency_key=key,
-                    plan_id=plan.plan_id,
-                    campaign=spec.name,
-                    customer_key=m["customer_key"],
-                    channel=m["channel"],
-                    address=m["address"] or "",
-                    variant=winner,
-                    send_at=max(m["send_at"], now),
-                    payload={
-                        "variant": winner,
-                        "phase": "rollout",
-                        "rolled_out_by": by,
-                        **payloads.get(m["customer_key"], {}),
-                    },
-                    status="queued",
-                    created_at=now,
-                )
-            )
-            fresh.add(m["customer_key"])
-            queued += 1
-    _store_coupons(engine, coupons, fresh)
     return latest_plan(store, spec.name), queued
