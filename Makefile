@@ -65,6 +65,7 @@ bench: sysdeps $(VENV)/.installed-test java
 	$(BIN)/python -m benchmarks.segments_count
 	$(BIN)/python -m benchmarks.models_score
 	$(BIN)/python -m benchmarks.delivery_smtp
+	$(BIN)/python -m benchmarks.recommend_bench
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
