@@ -20,12 +20,12 @@ from jingzhun.recommend import (
     Popularity,
     Repurchase,
     evaluate,
+    interactions_from_frame,
     load_interactions,
     make_recommender,
     ndcg_at_k,
     time_split,
 )
-from jingzhun.recommend._data import interactions_from_frame
 from jingzhun.recommend._evaluate import score_lists
 from jingzhun.workspace import Workspace
 
@@ -150,7 +150,7 @@ def figures(online_retail) -> dict[str, Evaluation]:
     data = time_split(online_retail, SPLIT, rules=rules)
     fitted = {
         name: make_recommender(name, random_state=0).fit(data.train)
-        for name in ("popularity", "repurchase", "cooccurrence", "als", "content",
+        for name in ("popularity", "repurchase", "cooccurrence", "als", "rules", "content",
                      "replenishment")
     }  # fmt: skip
     blend = make_recommender("blend", random_state=0)
@@ -158,6 +158,7 @@ def figures(online_retail) -> dict[str, Evaluation]:
         assert part.recommender.method in fitted
     blend.parts = [(fitted[p.recommender.method], p.weight, p.scope) for p in blend.blend_parts()]
     fitted["blend"] = blend
+    fitted["popularity_30_days"] = Popularity(window_days=30).fit(data.train)
     return {
         mode: evaluate(data, mode, recommenders=fitted, rules=rules)
         for mode in ("discovery", "repurchase")
@@ -172,9 +173,16 @@ def test_online_retail_discovery(figures) -> None:
     # Popularity is fully determined by the data: NDCG@10 0.0433, HR@10 0.284.
     assert result.score("popularity").ndcg == pytest.approx(0.0433, abs=5e-4)
     assert result.score("popularity").hit_rate == pytest.approx(0.284, abs=1e-3)
-    assert result.ratio("blend") >= 1.5  # measured 2.39
+    assert result.ratio("blend") >= 1.5  # measured 2.32
+    assert result.ratio("als") >= 1.5  # 2.44
     assert result.ratio("cooccurrence") >= 1.5  # 1.96
-    assert result.ratio("als") >= 1.5  # 2.40
+    assert result.ratio("rules") >= 1.5  # 1.94
+    assert result.ratio("content") >= 1.5  # 1.73
+    # the last 30 days' best sellers are a harder baseline (NDCG@10 0.0759); the blend is
+    # 1.32x that
+    recent = result.score("popularity_30_days").ndcg
+    assert recent == pytest.approx(0.0759, abs=5e-4)
+    assert result.score("blend").ndcg >= 1.25 * recent
     assert result.score("blend").coverage > 5 * result.score("popularity").coverage
     assert result.score("blend").novelty > result.score("popularity").novelty
 
@@ -185,7 +193,7 @@ def test_online_retail_repurchase(figures) -> None:
     result = figures["repurchase"]
     assert result.customers == 1651
     assert result.score("repurchase").ndcg == pytest.approx(0.4447, abs=5e-4)
-    assert result.ratio("replenishment") >= 1.15  # measured 1.173
+    assert result.ratio("replenishment") >= 1.15  # measured 1.167
     assert result.ratio("blend") == pytest.approx(result.ratio("replenishment"))
     assert result.score("replenishment").hit_rate > result.score("repurchase").hit_rate
 
@@ -195,7 +203,7 @@ def test_online_retail_repurchase(figures) -> None:
     strict=True,
     raises=AssertionError,
     reason="issue 6 asks 1.2x own-most-frequent for reminders; the best found is 1.17x "
-    "(validation 1.19x) — see the recommend README, 'Not reached'",
+    "(1.18x on validation) — see the recommend README, 'Not reached'",
 )
 def test_online_retail_repurchase_goal(figures) -> None:
     assert figures["repurchase"].ratio("replenishment") >= 1.2

@@ -174,3 +174,14 @@ def test_show_before_any_fit(tmp_path: Path) -> None:
     done = runner.invoke(app, ["recommend", "show", "x", "-p", str(tmp_path), "--json"])
     assert done.exit_code == int(ExitCode.NOT_FOUND)
     assert "run 'jingzhun recommend fit' first" in json.loads(done.stdout)["message"]
+
+
+def test_a_backfill_without_late_loads_is_explained(project: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "shop"
+    shutil.copytree(project, copy)
+    (copy / "models" / "recommend.yml").unlink()  # loaded today, so nothing stood in 2011
+    done = runner.invoke(app, ["recommend", "fit", "-p", str(copy), "--json"])
+    assert done.exit_code == int(ExitCode.NOT_FOUND), done.output
+    message = json.loads(done.stdout)["message"]
+    assert "no order lines of known customers up to 2011-12-09" in message
+    assert "set include_late_loads: true in models/recommend.yml" in message

@@ -23,9 +23,10 @@ from jingzhun.recommend import (
     Popularity,
     Recommender,
     Repurchase,
+    interactions_from_frame,
     make_recommender,
+    replenishment_features,
 )
-from jingzhun.recommend._data import interactions_from_frame
 from jingzhun.recommend._recommenders import top_per_row
 
 AS_OF = dt.date(2024, 3, 31)
@@ -246,3 +247,34 @@ def test_every_method_honours_the_contract(baskets, method: str) -> None:
     new = model.recommend(None, 4, scope="new")
     bought = {(c, i) for c, i in zip(BASKETS.customer_key, BASKETS.item_id, strict=True)}
     assert not any((c, i) in bought for c, i in zip(new.customer_key, new.item_id, strict=True))
+
+
+def test_replenishment_features_by_hand() -> None:
+    # ann bought beans on 1, 11 and 21 March and a mug on 11 March; bob bought beans on
+    # 30 March. As of 31 March.
+    lines = _lines(
+        [
+            ("ann", "beans", "o1", "2024-03-01"),
+            ("ann", "beans", "o2", "2024-03-11"),
+            ("ann", "mug", "o2", "2024-03-11"),
+            ("ann", "beans", "o3", "2024-03-21"),
+            ("bob", "beans", "o4", "2024-03-30"),
+        ]
+    )
+    data = interactions_from_frame(lines, AS_OF)
+    rows = replenishment_features(data).set_index(["customer", "item"])
+    ann, bob = (data.customer_codes[k] for k in ("ann", "bob"))
+    beans, mug = (data.item_codes[i] for i in ("beans", "mug"))
+    a = rows.loc[(ann, beans)]
+    assert (a.orders, a.first_days, a.last_days) == (3, 30, 10)
+    assert a.interval_days == 10 and a.due == 1.0  # 10 days since, every 10 days
+    assert a.orders_since == 0 and a.in_last_5 == 3 and a.share == 1.0
+    assert a.decay_14 == pytest.approx(0.5 ** (10 / 14) + 0.5 ** (20 / 14) + 0.5 ** (30 / 14))
+    m = rows.loc[(ann, mug)]
+    assert (m.orders, m.orders_since, m.share) == (1, 1, pytest.approx(1 / 3))
+    assert np.isnan(m.interval_days)
+    # the item figures count everybody: beans has 2 buyers, both in the last 30 days, and
+    # half of them (ann) bought it more than once
+    assert (a.item_buyers, a.item_buyers_30, a.item_repeat_share) == (2, 2, 0.5)
+    assert rows.loc[(bob, beans)].customer_orders == 1
+    assert a.orders_rank == 1.0 and m.orders_rank == 0.5  # within ann's items, 1 = most

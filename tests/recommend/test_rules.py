@@ -19,10 +19,10 @@ from jingzhun.recommend import (
     allowed_items,
     cap_per_category,
     excluded_pairs,
+    interactions_from_frame,
     load_recommend_settings,
     recommend_with_rules,
 )
-from jingzhun.recommend._data import interactions_from_frame
 
 AS_OF = dt.date(2024, 6, 30)
 

@@ -21,6 +21,7 @@ from jingzhun.recommend._build import (
 from jingzhun.recommend._data import (
     DEFAULT_STOCK_DAYS,
     Interactions,
+    interactions_from_frame,
     latest_order_date,
     load_interactions,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "explain_customer",
     "export_recommendations",
     "fit_recommendations",
+    "interactions_from_frame",
     "latest_order_date",
     "load_interactions",
     "load_recommend_settings",

@@ -313,7 +313,9 @@ def explain_customer(engine: Engine, customer: str, *, top: int | None = None) -
     }
 
 
-def stored_recommendations(engine: Engine, customer_key: str, *, top: int = 10) -> list[dict]:
+def stored_recommendations(
+    engine: Engine, customer_key: str, *, top: int = 10
+) -> list[dict[str, Any]]:
     """A customer's stored list for the 360° view and message templates (empty when none)."""
     if not engine.exists(RECOMMENDATIONS):
         return []

@@ -337,9 +337,15 @@ def load_interactions(
     orders = _orders_of_customers(engine, day)
     lines = _purchase_lines(engine, day, orders)
     if lines.empty:
+        hint = (
+            ""
+            if include_late_loads
+            else "; if the history was loaded after it happened (a backfill), set "
+            "include_late_loads: true in models/recommend.yml"
+        )
         raise NotFoundError(
             f"no order lines of known customers up to {as_of.isoformat()}: pick a later "
-            "date, or check that orders name customers and have lines"
+            f"date, or check that orders name customers and have lines{hint}"
         )
     products, listed = _products(engine, day)
     if include_late_loads:
