@@ -17,11 +17,14 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# LightGBM's wheel links the system's OpenMP runtime (libgomp1); install it when missing.
+# LightGBM's wheel links the system's OpenMP runtime (libgomp1); the reports' PNG charts
+# (kaleido) and the console's browser tests need Chromium. Install what is missing (apt-get).
 sysdeps:
-	@if ldconfig -p 2>/dev/null | grep -q libgomp.so.1; then :; \
-	else echo "==> installing libgomp1 for LightGBM (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libgomp1 >/dev/null; fi
+	@missing=""; \
+	ldconfig -p 2>/dev/null | grep -q libgomp.so.1 || missing="$$missing libgomp1"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then echo "==> installing$$missing (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	@echo "==> installing jingzhun (pinned dependencies) into $(VENV)"
