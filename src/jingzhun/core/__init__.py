@@ -1,5 +1,15 @@
 """Core: project and spec models, canonical table contracts, errors. Imports no other stage."""
 
+from jingzhun.core._access import (
+    MIN_GROUP_SIZE,
+    ROLE_PERMISSIONS,
+    SCOPE_PERMISSIONS,
+    Permission,
+    Principal,
+    Role,
+    Scope,
+    small_count,
+)
 from jingzhun.core._errors import (
     EngineError,
     ExitCode,
@@ -45,7 +55,10 @@ __all__ = [
     "ARROW_TYPES",
     "CONTRACTS",
     "LINEAGE_FIELDS",
+    "MIN_GROUP_SIZE",
     "PROJECT_FILE",
+    "ROLE_PERMISSIONS",
+    "SCOPE_PERMISSIONS",
     "SPEC_FOLDERS",
     "STORED_TABLES",
     "ColumnSpec",
@@ -60,10 +73,14 @@ __all__ = [
     "IngestError",
     "JingzhunError",
     "NotFoundError",
+    "Permission",
+    "Principal",
     "ProfilesConfig",
     "Project",
     "ProjectSettings",
     "RefusedError",
+    "Role",
+    "Scope",
     "SourceFormat",
     "SourceSpec",
     "SpecError",
@@ -74,4 +91,5 @@ __all__ = [
     "init_project",
     "load_project",
     "parse_model",
+    "small_count",
 ]
