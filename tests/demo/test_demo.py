@@ -34,6 +34,7 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     view = json.loads((tmp_path / "demo" / "reports" / "profile_360.json").read_text())
     assert view["tags"]["rfm_segment"] == "Champions"
     assert view["masked"] is True
+    assert view["recommendations"] and all(r["reason"] for r in view["recommendations"])
     assert any(m.startswith("  segment best_customers: ") for m in messages)
     assert any(m.startswith("  segment behaviour_1: ") for m in messages)  # a cluster set
     assert any(m.startswith("  CLV: ") for m in messages)
@@ -50,6 +51,7 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     first_run = len(messages)
     preview = json.loads((tmp_path / "demo" / "reports" / "winback_preview.json").read_text())
     assert preview["subject"] and "None" not in json.dumps(preview)
+    assert "Picked for you" in preview["html"]  # the recipient's recommendations
     with Workspace.open(tmp_path / "demo") as ws:
         scores = ws.engine.execute(ws.engine.read("scores")).to_pandas()
         buyers = ws.engine.execute(ws.engine.read("profiles")).to_pandas()

@@ -188,7 +188,8 @@ def test_two_processes_migrating_at_once_both_succeed(fresh_store: OperationalSt
 
 def test_database_from_a_newer_jingzhun_is_refused(store: OperationalStore, tmp_path: Path) -> None:
     with store.engine.begin() as connection:
-        connection.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed0042'"))
+        connection.execute(text("DELETE FROM alembic_version"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('f00dfeed0042')"))
     with OperationalStore.open(store.url.render_as_string(hide_password=False), tmp_path) as newer:
         with pytest.raises(EngineError, match=r"'f00dfeed0042'.*newer jingzhun") as caught:
             newer.migrate()

@@ -18,20 +18,9 @@ from jingzhun.cli._common import (
     parse_date,
     print_json,
 )
-from jingzhun.profile import load_profile_settings
 from jingzhun.recommend import (
-    SETTINGS_FILE,
     EvaluationMode,
     Method,
-    RecommendSettings,
-    evaluate,
-    explain_customer,
-    export_recommendations,
-    fit_recommendations,
-    latest_order_date,
-    load_interactions,
-    load_recommend_settings,
-    time_split,
 )
 from jingzhun.workspace import Workspace
 
@@ -46,16 +35,6 @@ TopOption = Annotated[
     int | None, typer.Option("--top", min=1, help="Items per customer (default: settings).")
 ]
 SeedOption = Annotated[int, typer.Option("--seed", help="Seed of ALS, LightGBM and samples.")]
-
-
-def _settings(ws: Workspace) -> tuple[RecommendSettings, bool]:
-    """The recommend settings and whether late loads count (they, else the profiles', say)."""
-    root = ws.project.root
-    settings = load_recommend_settings(root / SETTINGS_FILE)
-    late = settings.include_late_loads
-    if late is None:
-        late = load_profile_settings(root / "tags" / "_settings.yml").include_late_loads
-    return settings, late
 
 
 @recommend_app.command("fit")
@@ -74,22 +53,7 @@ def recommend_fit(
     """Train on purchases up to a date; store every customer's top N and similar items."""
     day = parse_date(until, "--until")
     with Workspace.open(project) as ws:
-        settings, late = _settings(ws)
-        run_id = ws.store.start_run("recommend fit", ws.project.name)
-        try:
-            report = fit_recommendations(
-                ws.engine,
-                as_of=day,
-                settings=settings,
-                method=method,
-                top=top,
-                include_late_loads=late,
-                random_state=seed,
-            )
-        except Exception as exc:
-            ws.store.finish_run(run_id, "failed", {}, error=str(exc))
-            raise
-        ws.store.finish_run(run_id, "ok", report.to_dict())
+        report = ws.recommend.fit(day, method=method, top=top, random_state=seed)
     if as_json:
         print_json(report.to_dict())
         return
@@ -119,7 +83,7 @@ def recommend_export(
 ) -> None:
     """Write customer_id, item_id, rank, score, method (the source's ids) to a file."""
     with Workspace.open(project) as ws:
-        rows = export_recommendations(ws.engine, out_file, top=top)
+        rows = ws.recommend.export(out_file, top=top)
     if as_json:
         print_json({"out": str(out_file), "rows": rows})
     else:
@@ -139,7 +103,7 @@ def recommend_show(
 ) -> None:
     """A customer's recommendations, each with why (because you bought ...)."""
     with Workspace.open(project) as ws:
-        view = explain_customer(ws.engine, customer, top=top)
+        view = ws.recommend.show(customer, top=top)
     if as_json:
         print_json(view)
         return
@@ -202,15 +166,9 @@ def recommend_evaluate(
     assert split_day is not None
     names = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     with Workspace.open(project) as ws:
-        settings, late = _settings(ws)
-        last = end or latest_order_date(ws.engine)
-        data = load_interactions(
-            ws.engine, last, include_late_loads=late, stock_days=settings.rules.in_stock_days
-        )
-    cut = time_split(data, split_day, test_until=last, rules=settings.rules)
-    result = evaluate(
-        cut, mode, methods=names, k=k, rules=settings.rules, random_state=seed
-    ).to_dict()
+        result = ws.recommend.evaluate(
+            split_day, mode, until=end, methods=names, k=k, random_state=seed
+        ).to_dict()
     if as_json:
         print_json(result)
     else:

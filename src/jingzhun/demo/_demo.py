@@ -332,6 +332,13 @@ def run_demo(
         segments = ws.segments.build(DEMO_AS_OF)
         for name, figures in segments.segments.items():
             tell(f"  segment {name}: {figures['members']:,} customers")
+        tell("recommending products (models/recommend.yml: the blend) as of 2011-12-10…")
+        recommended = ws.recommend.fit(DEMO_AS_OF)
+        tell(
+            f"  {recommended.method}: {recommended.rows:,} recommendations for "
+            f"{recommended.customers:,} customers, {recommended.items_recommended:,} distinct "
+            f"items ({recommended.seconds:.1f} s)"
+        )
         champion = _a_champion(ws)
         view_path = None
         if champion is not None:

@@ -42,11 +42,15 @@ def script_directory() -> ScriptDirectory:
 
 
 def head_revision() -> str:
-    """Return the newest revision this version of jingzhun knows."""
-    head = script_directory().get_current_head()
-    if head is None:  # pragma: no cover - the package always ships migrations
+    """Return the newest revision this version of jingzhun knows.
+
+    Migrations written side by side on branches (each revising the same parent) have several
+    heads until one merges them; they are named together, joined by ``+`` in sorted order.
+    """
+    heads = script_directory().get_heads()
+    if not heads:  # pragma: no cover - the package always ships migrations
         raise RuntimeError(f"no migrations found in {MIGRATIONS}")
-    return head
+    return "+".join(sorted(heads))
 
 
 def known_revisions() -> set[str]:
@@ -55,13 +59,16 @@ def known_revisions() -> set[str]:
 
 
 def database_revision(connection: Connection) -> str | None:
-    """Return the revision a database is at, or ``None`` when it was never migrated."""
-    return MigrationContext.configure(connection).get_current_revision()
+    """Return the revision a database is at (heads joined by ``+``, as ``head_revision``
+    names them), or ``None`` when it was never migrated.
+    """
+    heads = MigrationContext.configure(connection).get_current_heads()
+    return "+".join(sorted(heads)) if heads else None
 
 
 def check_known(revision: str | None, where: str) -> None:
     """Refuse a database migrated by a newer jingzhun: its schema is one this code cannot read."""
-    if revision is None or revision in known_revisions():
+    if revision is None or set(revision.split("+")) <= known_revisions():
         return
     raise EngineError(
         f"the operational store {where} is at schema revision '{revision}', which this "
@@ -81,7 +88,7 @@ def upgrade_to_head(connection: Connection, where: str) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(select(func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
     check_known(database_revision(connection), where)
-    command.upgrade(alembic_config(connection), "head")
+    command.upgrade(alembic_config(connection), "heads")
     if connection.dialect.name == "sqlite":
         # Migrations run with foreign keys off (SQLite's table rebuilds need that); check after.
         broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

@@ -73,6 +73,24 @@ from jingzhun.profile import (
     load_tag_specs,
     profile_view,
 )
+from jingzhun.recommend import (
+    SETTINGS_FILE as RECOMMEND_SETTINGS_FILE,
+)
+from jingzhun.recommend import (
+    Evaluation,
+    EvaluationMode,
+    RecommendReport,
+    RecommendSettings,
+    evaluate,
+    explain_customer,
+    export_recommendations,
+    fit_recommendations,
+    latest_order_date,
+    load_interactions,
+    load_recommend_settings,
+    stored_recommendations,
+    time_split,
+)
 from jingzhun.segments import (
     SEGMENT_CHANGES,
     SEGMENT_MEMBERS,
@@ -256,8 +274,15 @@ class ProfilesPart:
         return report
 
     def show(self, customer: str, *, mask_pii: bool = True) -> dict[str, Any]:
-        """The 360° view of a customer_key, a source customer id, an e-mail or a phone."""
-        return profile_view(self._ws.engine, customer, mask_pii=mask_pii)
+        """The 360° view of a customer_key, a source customer id, an e-mail or a phone,
+        with the customer's stored recommendations (empty before ``recommend fit``).
+        """
+        view = profile_view(self._ws.engine, customer, mask_pii=mask_pii)
+        key = view.get("customer_key")
+        view["recommendations"] = (
+            stored_recommendations(self._ws.engine, str(key), top=5) if key else []
+        )
+        return view
 
 
 class SegmentsPart:
@@ -479,6 +504,93 @@ class ModelsPart:
     def list(self, kind: str | None = None) -> list[ModelRecord]:
         """Registered models, newest first."""
         return self.registry.list(kind)
+
+
+class RecommendPart:
+    """``ws.recommend``: train recommenders, store every customer's top N, explain, evaluate."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    def settings(self) -> tuple[RecommendSettings, bool]:
+        """``models/recommend.yml`` and whether late-loaded history counts (the recommend
+        settings say so, else the profiles' settings do).
+        """
+        root = self._ws.project.root
+        settings = load_recommend_settings(root / RECOMMEND_SETTINGS_FILE)
+        late = settings.include_late_loads
+        if late is None:
+            late = load_profile_settings(root / "tags" / "_settings.yml").include_late_loads
+        return settings, late
+
+    def fit(
+        self,
+        as_of: date | None = None,
+        *,
+        method: str | None = None,
+        top: int | None = None,
+        random_state: int = 0,
+    ) -> RecommendReport:
+        """Train on purchases up to ``as_of`` (default: the latest order's date); replace the
+        ``recommendations`` and similar-item tables. Recorded in ``runs``.
+        """
+        settings, late = self.settings()
+        store = self._ws.store
+        run_id = store.start_run("recommend fit", self._ws.project.name)
+        try:
+            report = fit_recommendations(
+                self._ws.engine,
+                as_of=as_of,
+                settings=settings,
+                method=method,
+                top=top,
+                include_late_loads=late,
+                random_state=random_state,
+            )
+        except Exception as exc:
+            store.finish_run(run_id, "failed", {}, error=str(exc))
+            raise
+        store.finish_run(run_id, "ok", report.to_dict())
+        return report
+
+    def show(self, customer: str, *, top: int | None = None) -> dict[str, Any]:
+        """A customer's stored list, each item with why (because you bought ...)."""
+        return explain_customer(self._ws.engine, customer, top=top)
+
+    def export(self, path: Path, *, top: int | None = None) -> int:
+        """Write ``customer_id, item_id, rank, score, method`` (source ids) to CSV or Parquet."""
+        return export_recommendations(self._ws.engine, path, top=top)
+
+    def evaluate(
+        self,
+        split: date,
+        mode: EvaluationMode | str = EvaluationMode.DISCOVERY,
+        *,
+        until: date | None = None,
+        methods: list[str] | None = None,
+        k: int = 10,
+        random_state: int = 0,
+    ) -> Evaluation:
+        """Train before ``split``, test on purchases from it to ``until``: HR@k, NDCG@k,
+        coverage and novelty of each method beside its baseline.
+        """
+        settings, late = self.settings()
+        last = until or latest_order_date(self._ws.engine)
+        data = load_interactions(
+            self._ws.engine,
+            last,
+            include_late_loads=late,
+            stock_days=settings.rules.in_stock_days,
+        )
+        cut = time_split(data, split, test_until=last, rules=settings.rules)
+        return evaluate(
+            cut,
+            EvaluationMode(mode),
+            methods=methods,
+            k=k,
+            rules=settings.rules,
+            random_state=random_state,
+        )
 
 
 class CampaignsPart:
@@ -717,6 +829,7 @@ class Workspace:
         self.profiles = ProfilesPart(self)
         self.segments = SegmentsPart(self)
         self.models = ModelsPart(self)
+        self.recommend = RecommendPart(self)
         self.campaigns = CampaignsPart(self)
         self.delivery = DeliveryPart(self)
         self.measure = MeasurePart(self)
