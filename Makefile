@@ -69,6 +69,8 @@ bench: sysdeps $(VENV)/.installed-test java
 	$(BIN)/python -m benchmarks.models_score
 	$(BIN)/python -m benchmarks.delivery_smtp
 	$(BIN)/python -m benchmarks.recommend_bench
+	$(BIN)/python -m benchmarks.recommend_eval
+	$(BIN)/python -m benchmarks.uplift_hillstrom
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

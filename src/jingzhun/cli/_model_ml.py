@@ -309,6 +309,14 @@ def fit_uplift_command(
             "ties in random order.",
         ),
     ] = None,
+    rank_first: Annotated[
+        str | None,
+        typer.Option(
+            "--rank-first",
+            help="A number or 0/1 feature column ranked first (higher values first); the "
+            "model orders rows within each of its values.",
+        ),
+    ] = None,
     test_fraction: Annotated[
         float, typer.Option("--test-fraction", help="Share of rows held out.")
     ] = 0.5,
@@ -341,7 +349,7 @@ def fit_uplift_command(
         test_fraction=test_fraction,
         seed=seed,
         splits=splits,
-        params={"random_state": seed, "n_jobs": threads},
+        params={"random_state": seed, "n_jobs": threads, "rank_first": rank_first},
         source=table,
     )
     summary = fit.summary()

@@ -16,6 +16,11 @@ Defaults are LightGBM stumps (``num_leaves=2``) with strong regularisation: upli
 marketing data is a small difference of two noisy rates, and deeper trees fit the noise
 (measured on Hillstrom, see the package README).
 
+``rank_first`` puts a known one-column rule above the model: rows with a higher value of that
+column come first, and the learned uplift orders the rows within each value (it breaks the
+rule's ties). On Hillstrom, "women's-merchandise buyers first, then by predicted uplift" did
+better than either the rule with random ties or the learner alone (package README).
+
 Measures: ``uplift_at_k`` (scikit-uplift's ``strategy='overall'``), the Qini curve and
 coefficient (Radcliffe 2007, "Using control groups to target on predicted lift"), the uplift
 curve and AUUC, and ``evaluate_uplift`` with per-arm outcome rates in the top k.
@@ -36,6 +41,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 
 from jingzhun.models._tabular import (
+    CATEGORY,
     TableInputError,
     _as_text,
     _BoosterCache,
@@ -309,6 +315,12 @@ class _UpliftLearner(BaseEstimator, abc.ABC):
         Seed of the trees' row sampling.
     n_jobs
         LightGBM threads (``None``: one below 200,000 rows, else every core).
+    rank_first
+        A number (or 0/1) feature column whose higher values are ranked first whatever the
+        model says; the predicted uplift orders rows only within each of its values. Then
+        ``predict`` returns a ranking score, not the uplift itself: 2 × the row's level (how
+        many of the column's training values are at or below the row's value; 0 when missing)
+        plus u / (1 + |u|) of the predicted uplift u, which keeps u's order inside a level.
     """
 
     def __init__(
@@ -324,6 +336,7 @@ class _UpliftLearner(BaseEstimator, abc.ABC):
         max_categories: int = 100,
         random_state: int = 0,
         n_jobs: int | None = None,
+        rank_first: str | None = None,
     ) -> None:
         self.n_estimators = n_estimators
         self.learning_rate = learning_rate
@@ -335,6 +348,7 @@ class _UpliftLearner(BaseEstimator, abc.ABC):
         self.max_categories = max_categories
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.rank_first = rank_first
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -414,19 +428,66 @@ class _UpliftLearner(BaseEstimator, abc.ABC):
         self.treated_share_ = float(arm.mean())
         self.boosters_: dict[str, str] = {}
         self._boosters = _BoosterCache()
-        self._fit_arms(self.encoder_.transform(frame), outcome, arm.astype(np.int64))
+        matrix = self.encoder_.transform(frame)
+        self.rank_first_levels_ = self._rank_first_levels(matrix)
+        self._fit_arms(matrix, outcome, arm.astype(np.int64))
         return self
+
+    def _rank_first_levels(self, matrix: np.ndarray) -> list[float]:
+        """The distinct values of the ``rank_first`` column seen in training, ascending."""
+        if self.rank_first is None:
+            return []
+        column = self.rank_first
+        if column not in self.encoder_.columns_:
+            why = self.encoder_.dropped_.get(column, "not among X's columns")
+            raise _fail(
+                f"rank_first names {column!r}, which is not a feature ({why}); "
+                f"features: {', '.join(self.encoder_.columns_)}",
+                source=None,
+                column=column,
+            )
+        if self.encoder_.kinds_[column] == CATEGORY:
+            raise _fail(
+                "rank_first needs a number or 0/1 column (higher values first), found text",
+                source=None,
+                column=column,
+                hint="make a 0/1 column of the level to put first",
+            )
+        values = matrix[:, self.encoder_.columns_.index(column)]
+        return [float(v) for v in np.unique(values[~np.isnan(values)])]
+
+    def _rank_first_level(self, matrix: np.ndarray) -> np.ndarray:
+        """Each row's level of the ``rank_first`` column: how many training values are at or
+        below its value (0 when missing or below all of them).
+        """
+        assert self.rank_first is not None
+        values = matrix[:, self.encoder_.columns_.index(self.rank_first)]
+        levels = np.searchsorted(np.asarray(self.rank_first_levels_), values, side="right")
+        return np.where(np.isnan(values), 0, levels).astype(np.float64)
 
     @abc.abstractmethod
     def _fit_arms(self, matrix: np.ndarray, y: np.ndarray, t: np.ndarray) -> None:
         """Train the learner's boosters on the encoded matrix."""
 
     @abc.abstractmethod
+    def _uplift(self, matrix: np.ndarray) -> np.ndarray:
+        """The learner's predicted uplift from an encoded matrix."""
+
     def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """Predicted uplift from an encoded matrix (what ``score_file`` writes)."""
+        """Predicted uplift from an encoded matrix (what ``score_file`` writes); with
+        ``rank_first``, the ranking score that puts the rule's order first.
+        """
+        uplift = self._uplift(matrix)
+        if self.rank_first is None:
+            return uplift
+        # u / (1 + |u|) lies in (-1, 1) and keeps u's order, so a step of 2 per level can
+        # never be overtaken, whatever the outcome's scale.
+        return 2.0 * self._rank_first_level(matrix) + uplift / (1.0 + np.abs(uplift))
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """Predicted uplift per row: the outcome's expected change if the row is treated."""
+        """Predicted uplift per row: the outcome's expected change if the row is treated
+        (with ``rank_first``: the ranking score, see the class).
+        """
         if not hasattr(self, "encoder_"):
             from sklearn.exceptions import NotFittedError
 
@@ -449,8 +510,7 @@ class TLearner(_UpliftLearner):
             rows = t == arm
             self._train(name, matrix[rows], y[rows], binary=self.binary_outcome_)
 
-    def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """Predicted uplift from an encoded matrix."""
+    def _uplift(self, matrix: np.ndarray) -> np.ndarray:
         return self._predict("treated", matrix) - self._predict("control", matrix)
 
 
@@ -470,8 +530,7 @@ class XLearner(_UpliftLearner):
         self._train("tau_treated", matrix[treated], effect_treated, binary=False)
         self._train("tau_control", matrix[control], effect_control, binary=False)
 
-    def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """Predicted uplift from an encoded matrix."""
+    def _uplift(self, matrix: np.ndarray) -> np.ndarray:
         e = self.treated_share_
         return e * self._predict("tau_control", matrix) + (1 - e) * self._predict(
             "tau_treated", matrix
@@ -495,8 +554,7 @@ class ClassTransformation(_UpliftLearner):
         weight = np.where(t == 1, 0.5 / share, 0.5 / (1 - share))
         self._train("z", matrix, z, binary=True, weight=weight)
 
-    def score_matrix(self, matrix: np.ndarray) -> np.ndarray:
-        """Predicted uplift from an encoded matrix."""
+    def _uplift(self, matrix: np.ndarray) -> np.ndarray:
         return 2.0 * self._predict("z", matrix) - 1.0
 
 
