@@ -7,21 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import REPO, SHARED_DATA, shared_file  # noqa: F401  (conftest's old home of them)
 from jingzhun.core import EngineKind, EngineSettings
 from jingzhun.engine import Engine, connect
-
-REPO = Path(__file__).resolve().parents[1]
-# Real public data sets live next to the checkout (../shared/data), never inside it.
-SHARED_DATA = REPO.parent / "shared" / "data"
-
-
-def shared_file(relative: str) -> Path:
-    """A file under ../shared/data; fails loudly when the data folder is missing."""
-    path = SHARED_DATA / relative
-    if not path.exists():
-        pytest.fail(f"real data file {path} is missing: the repo expects ../shared/data beside it")
-    return path
-
 
 ENGINE_PARAMS = [
     pytest.param(EngineKind.DUCKDB, id="duckdb"),

@@ -5,7 +5,22 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
+
 from jingzhun.engine import Engine
+
+REPO = Path(__file__).resolve().parents[1]
+# Real public data sets live next to the checkout (../shared/data), never inside it.
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_file(relative: str) -> Path:
+    """A file under ../shared/data; fails loudly when the data folder is missing."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.fail(f"real data file {path} is missing: the repo expects ../shared/data beside it")
+    return path
+
 
 PROJECT_YML = """\
 name: {name}

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from conftest import REPO, shared_file
+from helpers import REPO, shared_file
 
 
 def test_readme_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:

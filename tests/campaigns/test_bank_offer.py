@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from jingzhun.campaigns import SEND_PLAN
 from jingzhun.core import RefusedError
 from jingzhun.workspace import Workspace

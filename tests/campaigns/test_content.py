@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from jinja2.exceptions import SecurityError
 
-from conftest import REPO
+from helpers import REPO
 from jingzhun.campaigns._content import (
     ContentError,
     MessageTemplate,

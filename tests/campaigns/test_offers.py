@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from conftest import REPO
+from helpers import REPO
 from jingzhun.campaigns import _content, _offers
 from jingzhun.campaigns._offers import (
     CODE_ALPHABET,

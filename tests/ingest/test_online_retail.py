@@ -13,7 +13,7 @@ from pathlib import Path
 import ibis
 import pytest
 
-from conftest import REPO, shared_file
+from helpers import REPO, shared_file
 from jingzhun.core import EngineKind
 from jingzhun.workspace import Workspace
 

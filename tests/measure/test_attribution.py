@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from jingzhun.core import IngestError, SpecError
 from jingzhun.measure import (
     MAX_SHAPLEY_CHANNELS,

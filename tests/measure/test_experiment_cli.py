@@ -12,7 +12,7 @@ import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 from typer.testing import CliRunner
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.cli import app
 from jingzhun.core import ExitCode
 

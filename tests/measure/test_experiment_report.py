@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.measure import (
     PNG_PACKAGE,
     ExperimentReport,

@@ -21,7 +21,7 @@ from statsmodels.stats.proportion import (
 )
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.core import IngestError, SpecError
 from jingzhun.measure import (
     ComparisonMethod,

@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.cli import app as jingzhun_app
 from jingzhun.cli._measure import parse_duration, register
 from jingzhun.core import ExitCode, SpecError, init_project

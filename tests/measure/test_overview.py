@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 from plotly.offline import get_plotlyjs
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.core import CONTRACTS, LINEAGE_FIELDS, EngineKind, EngineSettings, Target
 from jingzhun.engine import Engine, arrow_schema, connect
 from jingzhun.measure import (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.cli import app
 from jingzhun.core import ExitCode
 

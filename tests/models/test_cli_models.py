@@ -11,7 +11,7 @@ import pytest
 from plotly.offline import get_plotlyjs
 from typer.testing import CliRunner
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.cli import app
 from jingzhun.models import open_registry
 

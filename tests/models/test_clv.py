@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.special import hyp2f1
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.core import IngestError, NotFoundError
 from jingzhun.models._clv import (
     BetaGeoModel,

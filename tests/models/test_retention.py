@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.models._clv import read_transactions
 from jingzhun.models._retention import ShiftedBetaGeometric, cohort_retention
 

@@ -10,7 +10,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.models import (
     PropensityModel,
     TableFit,

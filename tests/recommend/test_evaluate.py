@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.core import NotFoundError, SpecError
 from jingzhun.recommend import (
     BusinessRules,

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from conftest import REPO
+from helpers import REPO
 from jingzhun.cli import app
 from jingzhun.workspace import Workspace
 

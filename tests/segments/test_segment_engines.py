@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 from jingzhun.workspace import Workspace
 
 AS_OF = dt.date(2024, 6, 30)

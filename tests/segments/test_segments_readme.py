@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from jingzhun.segments import parse_segment
 
 README = REPO / "src" / "jingzhun" / "segments" / "README.md"
