@@ -7,7 +7,22 @@ or machines share it.
 Its schema is migrated with Alembic scripts that ship inside this package.
 """
 
+from jingzhun.store._ads_models import (
+    AdBudgetDay,
+    AdClick,
+    AdConversion,
+    AdImpression,
+    AdLedgerEntry,
+)
+from jingzhun.store._api_models import ApiKey, ApiSession, ApiUser, AuditEntry, DataSubjectRequest
 from jingzhun.store._delivery_models import Delivery, DeliveryStatus
+from jingzhun.store._journey_models import (
+    EnrollmentState,
+    JourneyEnrollment,
+    JourneyEvent,
+    JourneyTag,
+    JourneyWatermark,
+)
 from jingzhun.store._models import (
     CampaignPlan,
     Consent,
@@ -19,18 +34,36 @@ from jingzhun.store._models import (
     RunStatus,
     Suppression,
 )
+from jingzhun.store._privacy_models import PrivacyKey, PrivacyRequest
 from jingzhun.store._store import OperationalStore, RunRecord
 
 __all__ = [
+    "AdBudgetDay",
+    "AdClick",
+    "AdConversion",
+    "AdImpression",
+    "AdLedgerEntry",
+    "ApiKey",
+    "ApiSession",
+    "ApiUser",
+    "AuditEntry",
     "CampaignPlan",
     "Consent",
+    "DataSubjectRequest",
     "Delivery",
     "DeliveryStatus",
+    "EnrollmentState",
     "IdentityDecision",
     "IdentityDecisionKind",
     "IdentitySplit",
+    "JourneyEnrollment",
+    "JourneyEvent",
+    "JourneyTag",
+    "JourneyWatermark",
     "ModelVersion",
     "OperationalStore",
+    "PrivacyKey",
+    "PrivacyRequest",
     "QueuedMessage",
     "RunRecord",
     "RunStatus",
