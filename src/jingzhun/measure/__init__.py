@@ -5,7 +5,9 @@ breakdowns from the raw tables as Ibis expressions (the same on DuckDB and Spark
 ``write_overview_report`` turns them into one self-contained, offline HTML page.
 ``analyze_experiment`` compares each arm of a randomised experiment with its control (lifts,
 intervals, p-values, the sample-ratio check); ``holdout_incrementality`` does the same for a
-campaign against its holdout; ``write_experiment_report`` writes an experiment as an offline
+campaign against its holdout; ``campaign_kpis`` measures a launched campaign (delivery,
+opens, clicks, conversions, revenue, ROI and its holdout lift) and ``write_campaign_report``
+writes it as an offline page; ``write_experiment_report`` writes an experiment as an offline
 HTML page. ``attribute`` credits conversions in a touch log to channels (first, last, linear,
 time-decay, position-based, Markov removal effect, Shapley); ``funnel`` /
 ``funnel_from_engine`` count ordered funnels and ``cohort_retention_matrix`` cohort retention.
@@ -31,6 +33,28 @@ from jingzhun.measure._attribution import (
     share_errors,
     simulate_journeys,
     time_decay,
+)
+from jingzhun.measure._campaign_kpis import (
+    CLICKED_EVENT,
+    CLV_SCORE,
+    MESSAGE_KEY,
+    OPENED_EVENT,
+    TRACKING_EVENTS,
+    UNSUBSCRIBED_EVENT,
+    CampaignKpis,
+    Incrementality,
+    campaign_kpis,
+    launched_campaigns,
+    launched_plan,
+)
+from jingzhun.measure._campaign_report import (
+    campaigns_payload,
+    plot_campaign_lifts,
+    plot_daily,
+    plot_funnel,
+    plot_variant_lift,
+    write_campaign_report,
+    write_campaigns_report,
 )
 from jingzhun.measure._experiment_report import (
     PNG_PACKAGE,
@@ -88,18 +112,25 @@ from jingzhun.measure._report import write_overview_report
 
 __all__ = [
     "ALL_MODELS",
+    "CLICKED_EVENT",
+    "CLV_SCORE",
     "DEFAULT_HALF_LIFE",
     "DEFAULT_TAU",
     "MAX_SHAPLEY_CHANNELS",
+    "MESSAGE_KEY",
+    "OPENED_EVENT",
     "ORDER_COUNT_BUCKETS",
     "PNG_PACKAGE",
     "SRM_ALPHA",
     "TOP_N",
+    "TRACKING_EVENTS",
     "UNCATEGORISED",
     "UNKNOWN_COUNTRY",
+    "UNSUBSCRIBED_EVENT",
     "ArmComparison",
     "AttributionModel",
     "AttributionReport",
+    "CampaignKpis",
     "ChannelCredit",
     "CohortRetention",
     "ComparisonMethod",
@@ -109,6 +140,7 @@ __all__ = [
     "Funnel",
     "FunnelStep",
     "HoldoutIncrementality",
+    "Incrementality",
     "Journeys",
     "MetricKind",
     "MonthFigures",
@@ -123,6 +155,8 @@ __all__ = [
     "adjust_p_values",
     "analyze_experiment",
     "attribute",
+    "campaign_kpis",
+    "campaigns_payload",
     "cohort_retention_matrix",
     "compare_means",
     "compare_proportion_counts",
@@ -135,11 +169,17 @@ __all__ = [
     "holdout_incrementality",
     "journeys_from_touches",
     "last_touch",
+    "launched_campaigns",
+    "launched_plan",
     "linear",
     "markov_removal_effect",
     "metric_kind",
     "overview",
+    "plot_campaign_lifts",
+    "plot_daily",
+    "plot_funnel",
     "plot_lift",
+    "plot_variant_lift",
     "position_based",
     "sample_size_means",
     "sample_size_proportions",
@@ -149,6 +189,8 @@ __all__ = [
     "simulate_journeys",
     "srm_check",
     "time_decay",
+    "write_campaign_report",
+    "write_campaigns_report",
     "write_experiment_report",
     "write_overview_report",
 ]
