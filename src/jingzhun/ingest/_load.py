@@ -26,6 +26,7 @@ from jingzhun.core import (
 )
 from jingzhun.engine import Engine, arrow_schema
 from jingzhun.ingest._convert import Problem, convert_column
+from jingzhun.ingest._privacy import apply_privacy_rules
 from jingzhun.ingest._read import file_sha256, read_file
 from jingzhun.ingest._shape import shape
 
@@ -94,6 +95,7 @@ class FileReport:
     rows_loaded: int = 0
     rows_duplicate: int = 0
     rows_quarantined: int = 0
+    rows_suppressed: int = 0  # dropped because the person was erased (privacy tombstones)
     tables: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     error: str | None = None
@@ -128,7 +130,13 @@ class LoadReport:
             "files": [f.to_dict() for f in self.files],
             "totals": {
                 k: self.total(k)
-                for k in ("rows_read", "rows_loaded", "rows_duplicate", "rows_quarantined")
+                for k in (
+                    "rows_read",
+                    "rows_loaded",
+                    "rows_duplicate",
+                    "rows_quarantined",
+                    "rows_suppressed",
+                )
             },
         }
 
@@ -316,13 +324,17 @@ def ingest_file(engine: Engine, project: Project, spec: SourceSpec, path: Path) 
                 "max_bad_fraction if such rows are expected",
             )
         primary = _PRIMARY[spec.target]
+        shaped, privacy = apply_privacy_rules(engine, project, prepared.tables)
+        report.rows_suppressed = privacy.suppressed.get(primary, 0)
         with engine.transaction():
-            for raw_table, rows in prepared.tables.items():
+            for raw_table, rows in shaped.items():
                 report.tables[raw_table] = _store_new_rows(engine, raw_table, rows)
             engine.write(QUARANTINE_TABLE, prepared.quarantine)
             report.rows_quarantined = prepared.bad_rows
             report.rows_loaded = report.tables.get(primary, 0)
-            report.rows_duplicate = raw.num_rows - prepared.bad_rows - report.rows_loaded
+            report.rows_duplicate = (
+                raw.num_rows - prepared.bad_rows - report.rows_loaded - report.rows_suppressed
+            )
             engine.write(
                 FILES_TABLE,
                 pa.table(
@@ -345,6 +357,7 @@ def ingest_file(engine: Engine, project: Project, spec: SourceSpec, path: Path) 
         report.status = FileStatus.REJECTED
         report.error = str(exc)
         report.rows_loaded = report.rows_duplicate = report.rows_quarantined = 0
+        report.rows_suppressed = 0
         report.tables = {}
     finally:
         report.seconds = round(time.perf_counter() - started, 3)
