@@ -71,6 +71,9 @@ bench: sysdeps $(VENV)/.installed-test java
 	$(BIN)/python -m benchmarks.recommend_bench
 	$(BIN)/python -m benchmarks.recommend_eval
 	$(BIN)/python -m benchmarks.uplift_hillstrom
+	$(BIN)/python -m benchmarks.journeys_trigger
+	$(BIN)/python -m benchmarks.collect_load --seconds 20
+	$(BIN)/python -m benchmarks.ads_decide
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

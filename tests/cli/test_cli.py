@@ -64,6 +64,7 @@ def test_ingest_json_report_and_exit_codes(tmp_path: Path) -> None:
         "rows_loaded": 7,
         "rows_duplicate": 0,
         "rows_quarantined": 1,
+        "rows_suppressed": 0,  # rows of erased people (privacy tombstones)
     }
     (tmp_path / "data" / "b.csv").write_bytes(b"")
     code, payload = _json(["ingest", "--project", str(tmp_path)])

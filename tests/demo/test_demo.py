@@ -39,6 +39,12 @@ def test_demo_builds_loads_and_reports(tmp_path: Path) -> None:
     assert any(m.startswith("  segment behaviour_1: ") for m in messages)  # a cluster set
     assert any(m.startswith("  CLV: ") for m in messages)
     assert any("launched:" in m and "queued" in m for m in messages)  # the win-back campaign
+    assert any(m.startswith("  abandoned_cart: ") for m in messages)  # journeys backtested
+    assert any(m.startswith("  click fraud: precision ") for m in messages)  # ads served
+    reports = tmp_path / "demo" / "reports"
+    assert (reports / "ads.html").is_file()
+    assert (reports / "campaign_winback.html").is_file()  # the campaign measured
+    assert any(m.startswith("  incremental conversions ") for m in messages)
     import re
 
     queued = next(m for m in messages if "launched:" in m)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from conftest import shared_file
+from helpers import shared_file
 from jingzhun.models import (
     ClassTransformation,
     TLearner,

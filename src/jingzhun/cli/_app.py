@@ -394,29 +394,6 @@ def tables(project: ProjectOption = Path("."), as_json: JsonOption = False) -> N
 
 @app.command()
 @handles_errors
-def report(
-    output: Annotated[
-        Path | None, typer.Option("--out", help="HTML file (default: reports/overview.html).")
-    ] = None,
-    as_of: Annotated[
-        str | None, typer.Option(help="Only data up to this date (YYYY-MM-DD).")
-    ] = None,
-    project: ProjectOption = Path("."),
-    as_json: JsonOption = False,
-) -> None:
-    """Write the overview report (customers, orders, revenue by month, categories, returns)."""
-    cutoff = parse_date(as_of)
-    with Workspace.open(project) as ws:
-        figures = ws.measure.overview(cutoff)
-        path = ws.measure.report(output, as_of=cutoff)
-    if as_json:
-        print_json({"report": str(path), "overview": figures.to_dict()})
-    else:
-        out.print(f"report written to [bold]{path}[/]")
-
-
-@app.command()
-@handles_errors
 def runs(
     limit: Annotated[int, typer.Option(help="How many runs to show.")] = 20,
     project: ProjectOption = Path("."),
@@ -523,22 +500,32 @@ def _say(message: str) -> None:
 
 # Sub-command groups live in their own modules; importing them registers their commands.
 from jingzhun.cli import _model_clv, _model_ml  # noqa: E402, F401
+from jingzhun.cli._ads import ads_app  # noqa: E402
 from jingzhun.cli._campaign import campaign_app, consent_app  # noqa: E402
 from jingzhun.cli._delivery import register as register_delivery  # noqa: E402
 from jingzhun.cli._experiment import experiment_app  # noqa: E402
+from jingzhun.cli._journey import journey_app  # noqa: E402
 from jingzhun.cli._measure import register as register_measure  # noqa: E402
 from jingzhun.cli._model import model_app  # noqa: E402
+from jingzhun.cli._privacy import privacy_app  # noqa: E402
 from jingzhun.cli._recommend import recommend_app  # noqa: E402
+from jingzhun.cli._report import register as register_report  # noqa: E402
 from jingzhun.cli._segment import segment_app  # noqa: E402
+from jingzhun.cli._serve import register as register_serve  # noqa: E402
 
 app.add_typer(segment_app, name="segment")
 app.add_typer(model_app, name="model")
 app.add_typer(recommend_app, name="recommend")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(consent_app, name="consent")
+app.add_typer(journey_app, name="journey")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(ads_app, name="ads")
+app.add_typer(privacy_app, name="privacy")
 register_measure(app)
 register_delivery(app)
+register_report(app)
+register_serve(app)
 
 
 def main() -> None:

@@ -9,16 +9,29 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from jingzhun.ads import (
+    SIMULATED_DATA_CENTRES,
+    FraudSettings,
+    ad_report,
+    evaluate_fraud,
+    open_ad_server,
+    write_ad_report,
+)
 from jingzhun.core import PROJECT_FILE, init_project
 from jingzhun.datagen import generate, source_specs
 from jingzhun.demo._smtp_sink import SmtpSink
 from jingzhun.ingest import FileStatus, LoadReport
+from jingzhun.journeys import template_files
 from jingzhun.measure import analyze_experiment, write_experiment_report
 from jingzhun.models import fit_uplift_table
 from jingzhun.workspace import Workspace
@@ -36,6 +49,13 @@ rule: churn_score > 0.6 AND clv_12m > 50
 DEMO_START = date(2010, 12, 1)
 DEMO_DAYS = 374
 DEMO_AS_OF = date(2011, 12, 10)  # the day after the sample's last invoice
+# The win-back e-mails go out on 12–14 December and each customer's window is 14 days: the
+# campaign is measured once every window has closed.
+MEASURED_ON = date(2011, 12, 31)
+# Simulated responses (the demo's data ends before its campaign is sent): the chance that a
+# planned customer orders within the window, with and without the e-mail.
+RESPONSE_RATES = {"treatment": 0.12, "holdout": 0.04}
+RESPONSES_FILE = "order_lines_responses.parquet"
 ATTRIBUTION = (
     "Online Retail sample: UCI Machine Learning Repository data set 352, donated by "
     "Dr Daqing Chen (London South Bank University), CC BY 4.0, doi:10.24432/C5BW33. "
@@ -153,9 +173,20 @@ def _deliver(ws: Workspace, root: Path, tell: Callable[[str], None]) -> None:
     """Send the queued e-mails to a local SMTP server and show what it received."""
     # the tracking-link key comes from the environment; the demo uses its project's own key
     os.environ.setdefault("JINGZHUN_DEMO_TRACKING_SECRET", ws.project.secret("tracking").hex())
+    # The demo's data ends in December 2011: the worker runs on the campaign's own clock,
+    # starting when the last message is due, so that the delivery log's send times and the
+    # windows measured from them fall where the campaign's send window put them.
+    plan = ws.engine.read("send_plan")
+    due = ws.engine.execute(plan.select(last=plan.send_at.max())).column("last")[0].as_py()
+    started = datetime.now(UTC)
+    start = due if due.tzinfo else due.replace(tzinfo=UTC)
+
+    def clock() -> datetime:
+        return start + (datetime.now(UTC) - started)
+
     with SmtpSink() as sink:
         (root / "delivery.yml").write_text(DELIVERY_SETTINGS.format(port=sink.port), "utf-8")
-        with ws.delivery.worker(worker_id="demo") as worker:
+        with ws.delivery.worker(worker_id="demo", clock=clock) as worker:
             report = worker.run_once()
         received = list(sink.messages)
     figures = report.to_dict()
@@ -175,8 +206,10 @@ def _deliver(ws: Workspace, root: Path, tell: Callable[[str], None]) -> None:
         tell(f"  every received message: {path}")
 
 
-def _campaign(ws: Workspace, root: Path, tell: Callable[[str], None]) -> None:
-    """Plan the win-back campaign, approve it as someone else, launch it to the queue."""
+def _campaign(ws: Workspace, root: Path, tell: Callable[[str], None]) -> str:
+    """Plan the win-back campaign, approve it as someone else, launch it to the queue, deliver
+    it; returns the plan's id.
+    """
     tell("planning the win-back campaign (campaigns/winback.yml)…")
     plan = ws.campaigns.plan("winback", by="analyst")
     for row in plan.waterfall:
@@ -203,6 +236,179 @@ def _campaign(ws: Workspace, root: Path, tell: Callable[[str], None]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(message.to_dict(), indent=2, default=str), encoding="utf-8")
         tell(f"  one recipient's e-mail: {path}")
+    return launched.plan_id
+
+
+def _simulate_responses(ws: Workspace, plan_id: str, data: Path, seed: int) -> int:
+    """Write simulated orders of the win-back's planned customers in the two weeks after the
+    send (``RESPONSE_RATES``: treated customers order more often than the holdout) into the
+    generated order lines' folder, so that the campaign report has an effect to measure.
+
+    Written once (a second demo run keeps the file, so its load is "unchanged"); only
+    customers known to the generated shop respond, in both groups alike. Returns the number
+    of simulated orders.
+    """
+    target = data / "generated" / RESPONSES_FILE
+    if target.exists():
+        return len(pq.read_table(target, columns=["order_id"])["order_id"].unique())
+    plan = ws.engine.read("send_plan")
+    planned = ws.engine.execute(
+        plan.filter(plan.plan_id == plan_id).select("customer_key", "group", "send_at")
+    ).to_pandas()
+    nodes = ws.engine.read("identity_map")
+    ids = ws.engine.execute(
+        nodes.filter((nodes.node_source == "gen_order_lines") & (nodes.node_kind == "customer"))
+        .select("customer_key", "node_id")
+        .distinct()
+    ).to_pandas()
+    ids = ids.sort_values(["customer_key", "node_id"]).drop_duplicates("customer_key")
+    people = planned.merge(ids, on="customer_key").sort_values("customer_key")
+    products = pq.read_table(data / "generated" / "products.parquet").to_pandas()
+    products = products.sort_values("sku").reset_index(drop=True)
+    rng = np.random.default_rng(seed)
+    rates = people["group"].map(RESPONSE_RATES).fillna(0.0).to_numpy()
+    responders = people[rng.random(len(people)) < rates]
+    rows: list[dict[str, object]] = []
+    for n, person in enumerate(responders.itertuples(index=False), start=1):
+        sent = pd.Timestamp(person.send_at)
+        sent = sent.tz_localize(UTC) if sent.tzinfo is None else sent.tz_convert(UTC)
+        at = sent + timedelta(days=float(rng.uniform(0.2, 12.0)))
+        picks = rng.choice(len(products), size=int(rng.integers(1, 4)), replace=False)
+        for line, index in enumerate(picks, start=1):
+            product = products.iloc[int(index)]
+            quantity = int(rng.integers(1, 3))
+            price = Decimal(str(product["price"])).quantize(Decimal("0.0001"))
+            rows.append(
+                {
+                    "order_id": f"RESP-{n:06d}",
+                    "customer_id": person.node_id,
+                    "ordered_at": at.to_pydatetime(),
+                    "is_return": False,
+                    "currency": "GBP",
+                    "channel": "web",
+                    "store_id": None,
+                    "country": "GB",
+                    "line_number": line,
+                    "sku": product["sku"],
+                    "product_name": product["name"],
+                    "quantity": quantity,
+                    "unit_price": price,
+                    "amount": price * quantity,
+                    "category": product["category"],
+                    "brand": product["brand"],
+                }
+            )
+    schema = pq.read_schema(data / "generated" / "order_lines.parquet")
+    table = pa.Table.from_pylist(rows, schema=schema.remove_metadata())
+    pq.write_table(table, target)
+    return len(responders)
+
+
+def _measure_campaign(
+    ws: Workspace, plan_id: str, data: Path, seed: int, tell: Callable[[str], None]
+) -> None:
+    """Load the simulated responses and report what the win-back changed over its holdout."""
+    orders = _simulate_responses(ws, plan_id, data, seed)
+    tell(
+        f"simulating responses to the win-back (the data ends before the send): {orders} "
+        f"order(s), treated customers ordering with probability {RESPONSE_RATES['treatment']:.0%}"
+        f", the holdout {RESPONSE_RATES['holdout']:.0%}"
+    )
+    ws.ingest.run()
+    kpis, files = ws.measure.campaign_report("winback", as_of=MEASURED_ON)
+    lift = kpis.incrementality
+    treated = kpis.totals["treatment"]
+    tell(
+        f"  win-back as of {MEASURED_ON}: {treated['customers']:,} treated, "
+        f"{treated['conversions']:,} converted; ROI {treated['roi']}"
+    )
+    if lift is not None:
+        figures = lift.to_dict()
+        tell(
+            f"  incremental conversions {figures['incremental_conversions']:.1f} "
+            f"[{figures['incremental_conversions_ci'][0]:.1f}, "
+            f"{figures['incremental_conversions_ci'][1]:.1f}] (95%), incremental ROI "
+            f"{figures['incremental_roi']}"
+        )
+    tell(f"  campaign report: {files.html}")
+
+
+def _journeys(ws: Workspace, tell: Callable[[str], None]) -> None:
+    """Replay the ready journeys over the demo's last four weeks: who would have entered and
+    what they would have been sent, before anyone switches them on.
+    """
+    start, end = DEMO_AS_OF - timedelta(days=28), DEMO_AS_OF - timedelta(days=1)
+    tell(f"backtesting the ready journeys (journeys/*.yml) over {start} – {end}…")
+    for name in sorted(ws.journeys.specs()):
+        result = ws.journeys.backtest(name, start, end, sample=0).to_dict()
+        messages = ", ".join(f"{k} {v:,}" for k, v in sorted(result["messages"].items()))
+        tell(
+            f"  {name}: {result['entered']:,} entries by {result['customers']:,} customers; "
+            f"messages: {messages or 'none'}"
+        )
+
+
+# Two ad campaigns on the shop's own site and app during the demo's last week.
+DEMO_ADS = {
+    "beauty_for_her": """\
+name: beauty_for_her
+description: Beauty products for women who like them
+category: beauty
+targeting:
+  gender: [F]
+  interests: [beauty]
+max_cpc: 0.80
+daily_budget: 30
+flight: {start: 2011-12-01, end: 2011-12-31}
+frequency_cap: {impressions: 3, per_hours: 24}
+creatives:
+  - {name: glow, title: Winter glow, landing_url: https://shop.example/glow}
+  - {name: shine, title: Shine on, landing_url: https://shop.example/shine}
+""",
+    "christmas_sale": """\
+name: christmas_sale
+description: Everyone, everything 20% off
+max_cpc: 0.50
+daily_budget: 50
+flight: {start: 2011-12-01, end: 2011-12-31}
+creatives:
+  - {name: sale, title: Christmas sale, landing_url: https://shop.example/sale}
+""",
+}
+
+
+def _ads(ws: Workspace, root: Path, seed: int, tell: Callable[[str], None]) -> None:
+    """Serve the demo's ad campaigns to a simulated day of visitors with injected bots, score
+    the clicks for fraud against the simulation's answer key, and report the ads.
+    """
+    folder = root / "ads"
+    folder.mkdir(exist_ok=True)
+    for name, text in DEMO_ADS.items():
+        (folder / f"{name}.yml").write_text(text, encoding="utf-8")
+    tell("serving ads (ads/*.yml) to a simulated day of visitors with bots…")
+    fraud = FraudSettings(data_centre_ranges=list(SIMULATED_DATA_CENTRES))
+    server = open_ad_server(ws.project, ws.engine, ws.store, fraud=fraud)
+    try:
+        found = evaluate_fraud(server, DEMO_AS_OF - timedelta(days=1), visitors=2000, seed=seed)
+    finally:
+        server.close()
+    scores = found.to_dict()["scores"]
+    tell(
+        f"  click fraud: precision {scores['precision']:.2f}, recall {scores['recall']:.2f} "
+        "against the simulation's answer key"
+    )
+    report = ad_report(
+        ws.store,
+        ws.engine,
+        timezone=ws.project.settings.timezone,
+        currency=ws.project.settings.currency,
+    )
+    totals = report.totals
+    path = write_ad_report(report, root / "reports" / "ads.html", title="Demo ads")
+    tell(
+        f"  {int(totals['impressions']):,} impressions, {int(totals['clicks']):,} valid "
+        f"clicks, spend {totals['spend']:.2f} GBP; ads report: {path}"
+    )
 
 
 def _hillstrom(path: Path, reports: Path, tell: Callable[[str], None]) -> None:
@@ -242,13 +448,15 @@ def _hillstrom(path: Path, reports: Path, tell: Callable[[str], None]) -> None:
         outcomes=["conversion", "spend"],
         baseline_column="womens",
         splits=5,
+        params={"rank_first": "womens"},  # women's buyers first, the model orders within
     )
     summary = uplift.summary()
     (reports / "hillstrom_uplift.json").write_text(
         json.dumps(summary, indent=2, default=str), encoding="utf-8"
     )
     tell(
-        "  uplift (Womens E-Mail vs none, visit, 5 random halves): uplift@30% "
+        "  uplift (Womens E-Mail vs none, visit, 5 random halves; women's buyers first, the "
+        "model orders within): uplift@30% "
         f"{summary['uplift_at_30%_mean']:.4f} ± {summary['uplift_at_30%_std']:.4f}; "
         f"rule 'womens first' {summary['baseline_uplift_at_30%_mean']:.4f}"
     )
@@ -277,11 +485,16 @@ def run_demo(
     (root / "sources" / "online_retail_sample.yml").write_text(SAMPLE_SPEC, encoding="utf-8")
     _generate_once(data / "generated", customers=customers, days=days, seed=seed, say=tell)
     for stem, text in source_specs("data/generated").items():
+        if stem == "order_lines":  # the simulated responses to the campaign join them later
+            text = text.replace("order_lines.parquet", "order_lines*.parquet")
         (root / "sources" / f"gen_{stem}.yml").write_text(text, encoding="utf-8")
     for folder in ("segments", "campaigns", "templates"):
         (root / folder).mkdir(exist_ok=True)
         for spec in sorted((Path(__file__).parent / folder).glob("*.yml")):
             shutil.copyfile(spec, root / folder / spec.name)
+    for relative, shipped in template_files().items():  # the ready journeys and their messages
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shipped, root / relative)
 
     with Workspace.open(root) as ws:
         tell("ingesting sources…")
@@ -358,7 +571,10 @@ def run_demo(
             "Generated data: jingzhun's seeded generator "
             f"({customers:,} customers, {days} days, seed {seed}); synthetic, not real people."
         )
-        _campaign(ws, root, tell)
+        _journeys(ws, tell)
+        _ads(ws, root, seed, tell)
+        plan_id = _campaign(ws, root, tell)
+        _measure_campaign(ws, plan_id, data, seed, tell)
         hillstrom = (shared_data / HILLSTROM) if shared_data is not None else None
         if hillstrom is not None and hillstrom.is_file():
             _hillstrom(hillstrom, root / "reports", tell)

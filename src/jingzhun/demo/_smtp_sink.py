@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import socket
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -31,6 +32,9 @@ class SmtpSink:
     """``with SmtpSink() as sink:`` — an SMTP server on a free port of 127.0.0.1."""
 
     def __init__(self) -> None:
+        # aiosmtpd logs every recipient and DATA line at DEBUG ("mail.log"): no personal data
+        # in the demo's logs.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
         self._collector = _Collector()
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))

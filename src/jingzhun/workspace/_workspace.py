@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from jingzhun.campaigns import (
     render_message,
     rollout_plan,
 )
-from jingzhun.core import NotFoundError, Project, SpecError, load_project
+from jingzhun.core import NotFoundError, Principal, Project, SpecError, load_project
 from jingzhun.delivery import (
     OutboundMessage,
     Worker,
@@ -54,7 +54,27 @@ from jingzhun.ingest import (
     quarantine_counts,
     quarantine_summary,
 )
-from jingzhun.measure import Overview, overview, write_overview_report
+from jingzhun.journeys import (
+    BacktestResult,
+    JourneyRunner,
+    JourneySpec,
+    RunReport,
+    backtest_journey,
+    check_journeys,
+    journey_status,
+    load_journey_settings,
+    load_journeys,
+    runner_for,
+)
+from jingzhun.measure import (
+    CampaignKpis,
+    Overview,
+    ReportFiles,
+    campaign_kpis,
+    overview,
+    write_campaign_report,
+    write_overview_report,
+)
 from jingzhun.models import (
     CustomerClv,
     CustomerModelFit,
@@ -62,6 +82,14 @@ from jingzhun.models import (
     ModelRegistry,
     fit_churn,
     fit_customer_clv,
+)
+from jingzhun.privacy import (
+    CorrectionReport,
+    ErasureReport,
+    PrivacyService,
+    RetentionReport,
+    SubjectExport,
+    load_privacy_settings,
 )
 from jingzhun.profile import (
     PROFILES,
@@ -719,6 +747,129 @@ class CampaignsPart:
         return latest_plan(self._ws.store, name)
 
 
+class JourneysPart:
+    """``ws.journeys``: the automated journeys under ``journeys/``: check, run, replay."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    @property
+    def folder(self) -> Path:
+        return self._ws.project.root / "journeys"
+
+    def specs(self) -> dict[str, JourneySpec]:
+        """Every journey, checked against the templates and segments it names."""
+        root = self._ws.project.root
+        specs = load_journeys(self.folder)
+        load_journey_settings(self.folder)
+        segments = [s.name for s in load_segment_specs(root / "segments")]
+        check_journeys(specs, load_templates(root / "templates"), segments)
+        return specs
+
+    def runner(self) -> JourneyRunner:
+        """The runner over the journeys, their templates, segments and settings; coupons
+        are signed with the project's key.
+        """
+        self.specs()
+        return runner_for(
+            self._ws.project,
+            self._ws.engine,
+            self._ws.store,
+            coupon_secret=self._ws.project.secret("coupons"),
+        )
+
+    def run(self, now: datetime, *, journeys: Iterable[str] | None = None) -> RunReport:
+        """Enrol whoever a trigger found up to ``now`` (aware) and advance every due step;
+        sends go to the delivery queue. Recorded in ``runs``.
+        """
+        runner = self.runner()
+        store = self._ws.store
+        run_id = store.start_run("journey run", self._ws.project.name)
+        try:
+            report = runner.run(now, journeys=journeys)
+        except Exception as exc:
+            store.finish_run(run_id, "failed", {}, error=str(exc))
+            raise
+        store.finish_run(run_id, "ok", report.to_dict())
+        return report
+
+    def status(self, name: str, *, recent: int = 10) -> dict[str, Any]:
+        """Enrolments by state and step, exits, messages queued, the newest enrolments."""
+        specs = self.specs()
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none (add YAML files under journeys/)"
+            raise NotFoundError(f"no journey named '{name}'; journeys: {known}")
+        return journey_status(self._ws.store, name, recent=recent)
+
+    def backtest(self, name: str, start: date, end: date, *, sample: int = 10) -> BacktestResult:
+        """Replay a journey over ``start``..``end``: who would have entered, what they would
+        have been sent and when. Writes nothing.
+        """
+        specs = self.specs()
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none (add YAML files under journeys/)"
+            raise NotFoundError(f"no journey named '{name}'; journeys: {known}")
+        root = self._ws.project.root
+        return backtest_journey(
+            self._ws.engine,
+            self._ws.store,
+            specs[name],
+            start=start,
+            end=end,
+            timezone=self._ws.project.settings.timezone,
+            settings=load_journey_settings(self.folder),
+            segments={s.name: s for s in load_segment_specs(root / "segments")},
+            include_late_loads=self._ws.profiles.settings.include_late_loads,
+            sample=sample,
+        )
+
+
+class PrivacyPart:
+    """``ws.privacy``: data-subject requests (export, correct, erase), retention, keys.
+
+    Each request works on its own connection to the warehouse (erasure rewrites the file), so
+    the workspace's connection is closed first and reopened on its next use.
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._ws = workspace
+
+    @property
+    def service(self) -> PrivacyService:
+        self._ws.release_engine()
+        return PrivacyService(self._ws.project, self._ws.store)
+
+    def export(self, subject: str, *, by: str, principal: Principal | None = None) -> SubjectExport:
+        """Everything held about the person found by any identifier (access, portability)."""
+        return self.service.export(subject, by=by, principal=principal)
+
+    def correct(
+        self,
+        subject: str,
+        field_name: str,
+        value: str | None,
+        *,
+        by: str,
+        principal: Principal | None = None,
+    ) -> CorrectionReport:
+        """Fix an attribute at the source layer, so it survives rebuilds and later loads."""
+        return self.service.correct(subject, field_name, value, by=by, principal=principal)
+
+    def erase(self, subject: str, *, by: str, principal: Principal | None = None) -> ErasureReport:
+        """Delete the person everywhere under the project and tombstone their identifiers."""
+        return self.service.erase(subject, by=by, principal=principal)
+
+    def retention(
+        self, as_of: date | None = None, *, dry_run: bool = False, by: str = "system"
+    ) -> RetentionReport:
+        """Purge what is older than each table's ``retention_days`` (``privacy.yml``)."""
+        return self.service.retention(as_of=as_of, dry_run=dry_run, by=by)
+
+    def has_retention(self) -> bool:
+        """Whether ``privacy.yml`` sets any retention policy."""
+        return bool(load_privacy_settings(self._ws.project.root).retention)
+
+
 class DeliveryPart:
     """``ws.delivery``: render queued messages from the campaigns' templates and send them."""
 
@@ -764,8 +915,17 @@ class DeliveryPart:
             metadata={"variant": queued.variant},
         )
 
-    def worker(self, *, worker_id: str = "local") -> Worker:
-        """A worker over the channels of ``delivery.yml`` that renders with the templates."""
+    def worker(
+        self,
+        *,
+        worker_id: str = "local",
+        clock: Callable[[], datetime] | None = None,
+    ) -> Worker:
+        """A worker over the channels of ``delivery.yml`` that renders with the templates.
+
+        ``clock`` (aware UTC) replaces the wall clock: what is due, and the ``sent_at`` the
+        delivery log records, follow it (a replay of a past send date, as in the demo).
+        """
         root = self._ws.project.root
         settings = load_delivery_settings(root)
         channels = build_channels(settings, root=root, region=self._ws.project.settings.region)
@@ -781,6 +941,7 @@ class DeliveryPart:
             in_doubt=settings.in_doubt(),
             worker_id=worker_id,
             journal=root / "state" / "delivery" / f"{worker_id}.journal",
+            clock=clock,
         )
 
 
@@ -812,6 +973,33 @@ class MeasurePart:
             notes=notes or [],
         )
 
+    def campaign(self, name: str, *, as_of: date | None = None) -> CampaignKpis:
+        """What a launched campaign did: delivery, opens, clicks, conversions, revenue, ROI,
+        and its holdout's incremental conversions and revenue with intervals.
+        """
+        return campaign_kpis(
+            self._ws.engine,
+            self._ws.store,
+            self._ws.campaigns.spec(name),
+            as_of=as_of,
+            currency=self._ws.project.settings.currency,
+        )
+
+    def campaign_report(
+        self,
+        name: str,
+        path: Path | None = None,
+        *,
+        as_of: date | None = None,
+        images: bool = True,
+    ) -> tuple[CampaignKpis, ReportFiles]:
+        """Write a campaign's HTML report (default ``reports/campaign_NAME.html``) and PNG
+        charts beside it; returns the figures it shows and the files.
+        """
+        kpis = self.campaign(name, as_of=as_of)
+        target = path or self._ws.project.root / "reports" / f"campaign_{name}.html"
+        return kpis, write_campaign_report(kpis, target, images=images)
+
 
 class Workspace:
     """A project opened for work: its settings, warehouse, operational store and stage parts.
@@ -832,6 +1020,8 @@ class Workspace:
         self.recommend = RecommendPart(self)
         self.campaigns = CampaignsPart(self)
         self.delivery = DeliveryPart(self)
+        self.journeys = JourneysPart(self)
+        self.privacy = PrivacyPart(self)
         self.measure = MeasurePart(self)
 
     @classmethod
@@ -863,6 +1053,8 @@ class Workspace:
         With ``include_late_loads`` (a backfill of history loaded later than it happened)
         identity uses every loaded record; otherwise only what was loaded by ``as_of``.
         """
+        if self.privacy.has_retention():  # retention policies apply before anything is built
+            self.privacy.retention(as_of, by="build")
         settings = self.profiles.settings
         late = settings.include_late_loads
         identity = self.identity.build(None if late else as_of, probabilistic=probabilistic)
@@ -893,6 +1085,12 @@ class Workspace:
             },
             "warnings": self.project.warnings,
         }
+
+    def release_engine(self) -> None:
+        """Close the warehouse connection; the next use of ``engine`` opens it again."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
     def close(self) -> None:
         """Close the warehouse and the store."""
