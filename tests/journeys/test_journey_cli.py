@@ -9,11 +9,14 @@ from pathlib import Path
 
 import pytest
 from journey_shop import copy_shop, shared_shop, write_journey
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from jingzhun.cli import app
 from jingzhun.cli._journey import journey_app
 from jingzhun.demo._smtp_sink import SmtpSink
+from jingzhun.store import Delivery
+from jingzhun.workspace import Workspace
 
 cli = CliRunner()
 WELCOME = """\
@@ -146,3 +149,8 @@ def test_journey_messages_reach_a_real_smtp_server_exactly_once(
     hello = [m for m in received if m["Subject"] != "Still there?"]
     assert all(m["Subject"].startswith("Hello ") for m in hello)
     assert {m["To"] for m in again} <= {m["To"] for m in hello}
+    # the delivery log names the journey step of every message
+    with Workspace.open(project) as ws, ws.store.session() as session:
+        logged = session.scalars(select(Delivery)).all()
+    assert len(logged) == queued + more
+    assert all(d.campaign == "journey:hello" and d.journey_step for d in logged)

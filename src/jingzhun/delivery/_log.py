@@ -150,7 +150,11 @@ class DeliveryLog:
                             "idempotency_key": queued.idempotency_key,
                             "queue_id": queued.id,
                             "campaign": queued.campaign,
-                            "journey_step": None,
+                            # journey messages are queued as campaign "journey:NAME" with
+                            # the step in the variant
+                            "journey_step": (
+                                queued.variant if queued.campaign.startswith("journey:") else None
+                            ),
                             "customer_key": queued.customer_key,
                             "channel": queued.channel,
                             "address": queued.address,
