@@ -202,7 +202,8 @@ def main() -> None:
             "python": platform.python_version(),
             "server": "uvicorn (h11, asyncio loop), group commit into SQLite WAL synchronous=FULL",
         },
-        "settings": vars(args) | {"out": str(args.out)},
+        # the output named by file name only: no path of this machine in the results
+        "settings": vars(args) | {"out": args.out.name},
         "modes": modes,
         "acknowledged_events_missing_from_log": missing,
         "goal": {
