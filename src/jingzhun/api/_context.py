@@ -38,8 +38,9 @@ class ApiContext:
     tracking_secret: str | None
 
     def close(self) -> None:
-        """Finish pending writes and close the store."""
+        """Finish pending writes, close every snapshot reader and the store."""
         self.committer.stop()
+        self.warehouse.close()
         self.store.close()
 
 

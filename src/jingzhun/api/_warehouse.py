@@ -87,6 +87,10 @@ class Warehouse:
         self._lock_path = state_dir / "warehouse.lock"
         self._process_lock = threading.Lock()
         self._readers = threading.local()
+        # every thread's reader, so that shutdown closes them all (a DuckDB database left to
+        # the interpreter's exit can abort the process while its threads are torn down)
+        self._opened: list[Engine] = []
+        self._opened_lock = threading.Lock()
         settings = self.project.settings.engine
         path = Path(settings.resolved_path)
         self.live_path = path if path.is_absolute() else root / path
@@ -115,6 +119,7 @@ class Warehouse:
 
                 engine = connect(self.project.settings.engine, self.root)
                 self._readers.engine = engine
+                self._remember(engine)
             return engine
         generation = self._generation()
         if generation is None:
@@ -124,7 +129,7 @@ class Warehouse:
         if engine is not None and current == generation:
             return engine
         if engine is not None:
-            engine.close()
+            self._forget(engine)
         engine = DuckDBEngine(None)
         quoted = str(self.snapshot_path).replace("'", "''")
         # Attach read-only: many processes may attach the same copy at once.
@@ -132,7 +137,26 @@ class Warehouse:
         engine.ibis.raw_sql(f"USE {_ATTACHED}")
         self._readers.engine = engine
         self._readers.generation = generation
+        self._remember(engine)
         return engine
+
+    def _remember(self, engine: Engine) -> None:
+        with self._opened_lock:
+            self._opened.append(engine)
+
+    def _forget(self, engine: Engine) -> None:
+        with self._opened_lock:
+            if engine in self._opened:
+                self._opened.remove(engine)
+        engine.close()
+
+    def close(self) -> None:
+        """Close every thread's snapshot reader (at shutdown)."""
+        with self._opened_lock:
+            opened, self._opened = self._opened, []
+        for engine in opened:
+            with contextlib.suppress(Exception):
+                engine.close()
 
     def workspace(self) -> StoreWorkspace:
         """A workspace that reads the snapshot (for the read-only resources); the first read
