@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
 
-from jingzhun.campaigns import load_templates
 from jingzhun.cli._common import (
     JsonOption,
     ProjectOption,
@@ -23,13 +22,10 @@ from jingzhun.cli._common import (
     parse_date,
     print_json,
 )
-from jingzhun.core import NotFoundError, SpecError, SpecProblem
+from jingzhun.core import SpecError, SpecProblem
 from jingzhun.journeys import (
-    check_journeys,
-    load_journey_settings,
     load_journeys,
 )
-from jingzhun.segments import load_segment_specs
 from jingzhun.workspace import Workspace
 
 journey_app = typer.Typer(
@@ -56,15 +52,6 @@ def _now(value: str | None, timezone: str) -> dt.datetime:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(timezone))
     return moment.astimezone(dt.UTC)
-
-
-def _validated(root: Path) -> dict[str, Any]:
-    specs = load_journeys(root / "journeys")
-    load_journey_settings(root / "journeys")
-    templates = load_templates(root / "templates")
-    segments = [s.name for s in load_segment_specs(root / "segments")]
-    check_journeys(specs, templates, segments)
-    return specs
 
 
 @journey_app.command("list")
@@ -106,7 +93,7 @@ def list_journeys(project: ProjectOption = Path("."), as_json: JsonOption = Fals
 def validate(project: ProjectOption = Path("."), as_json: JsonOption = False) -> None:
     """Check every journey file, and the templates and segments they name (exit 2 on errors)."""
     with Workspace.open(project) as ws:
-        specs = _validated(ws.project.root)
+        specs = ws.journeys.specs()
     if as_json:
         print_json({"valid": True, "journeys": sorted(specs)})
         return
@@ -154,10 +141,6 @@ def status(
 ) -> None:
     """Enrolments by state and step, exits, messages and the latest history of a journey."""
     with Workspace.open(project) as ws:
-        specs = load_journeys(ws.project.root / "journeys")
-        if name not in specs:
-            known = ", ".join(sorted(specs)) or "none (add YAML files under journeys/)"
-            raise NotFoundError(f"no journey named '{name}'; journeys: {known}")
         found = ws.journeys.status(name, recent=recent)
     if as_json:
         print_json(found)

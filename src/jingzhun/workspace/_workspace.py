@@ -548,7 +548,7 @@ class RecommendPart:
         settings = load_recommend_settings(root / RECOMMEND_SETTINGS_FILE)
         late = settings.include_late_loads
         if late is None:
-            late = load_profile_settings(root / "tags" / "_settings.yml").include_late_loads
+            late = self._ws.profiles.settings.include_late_loads
         return settings, late
 
     def fit(
@@ -766,6 +766,14 @@ class JourneysPart:
         check_journeys(specs, load_templates(root / "templates"), segments)
         return specs
 
+    def spec(self, name: str) -> JourneySpec:
+        """One checked journey by name."""
+        specs = self.specs()
+        if name not in specs:
+            known = ", ".join(sorted(specs)) or "none (add YAML files under journeys/)"
+            raise NotFoundError(f"no journey named '{name}'; journeys: {known}")
+        return specs[name]
+
     def runner(self) -> JourneyRunner:
         """The runner over the journeys, their templates, segments and settings; coupons
         are signed with the project's key.
@@ -795,25 +803,18 @@ class JourneysPart:
 
     def status(self, name: str, *, recent: int = 10) -> dict[str, Any]:
         """Enrolments by state and step, exits, messages queued, the newest enrolments."""
-        specs = self.specs()
-        if name not in specs:
-            known = ", ".join(sorted(specs)) or "none (add YAML files under journeys/)"
-            raise NotFoundError(f"no journey named '{name}'; journeys: {known}")
+        self.spec(name)
         return journey_status(self._ws.store, name, recent=recent)
 
     def backtest(self, name: str, start: date, end: date, *, sample: int = 10) -> BacktestResult:
         """Replay a journey over ``start``..``end``: who would have entered, what they would
         have been sent and when. Writes nothing.
         """
-        specs = self.specs()
-        if name not in specs:
-            known = ", ".join(sorted(specs)) or "none (add YAML files under journeys/)"
-            raise NotFoundError(f"no journey named '{name}'; journeys: {known}")
         root = self._ws.project.root
         return backtest_journey(
             self._ws.engine,
             self._ws.store,
-            specs[name],
+            self.spec(name),
             start=start,
             end=end,
             timezone=self._ws.project.settings.timezone,
