@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,17 @@ def shared_file(relative: str) -> Path:
     if not path.exists():
         pytest.fail(f"real data file {path} is missing: the repo expects ../shared/data beside it")
     return path
+
+
+@contextlib.contextmanager
+def project_warehouse(root: Path) -> Iterator[Engine]:
+    """A project's warehouse as its stages see it: personal columns decrypted with the
+    project's key (a bare DuckDB connection sees them sealed).
+    """
+    from jingzhun.workspace import Workspace
+
+    with Workspace.open(root) as ws:
+        yield ws.engine
 
 
 PROJECT_YML = """\

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from pathlib import Path
 
 from api_support import BANK_AS_OF, basic, bearer
 
+from helpers import project_warehouse
 from jingzhun.api import COLLECT_SOURCE
-from jingzhun.engine import DuckDBEngine
+from jingzhun.engine import Engine
 
 
 def _track(message_id: str, **extra: object) -> dict[str, object]:
@@ -148,8 +150,8 @@ def test_not_json_and_wrong_shapes_are_400_not_500(bare_project: Path, serve) ->
             assert answer.status_code == 400, (path, body[:10], answer.text)
 
 
-def _warehouse(project: Path) -> DuckDBEngine:
-    return DuckDBEngine(project / "warehouse" / "warehouse.duckdb")
+def _warehouse(project: Path) -> contextlib.AbstractContextManager[Engine]:
+    return project_warehouse(project)
 
 
 def test_collected_events_reach_the_warehouse_and_update_profiles_and_segment_changes(

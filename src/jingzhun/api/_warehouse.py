@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from jingzhun.core import EngineError, EngineKind, NotFoundError, Project, load_project
-from jingzhun.engine import DuckDBEngine, Engine
+from jingzhun.engine import ColumnCipher, DuckDBEngine, Engine
+from jingzhun.privacy import warehouse_cipher
 from jingzhun.store import OperationalStore
 from jingzhun.workspace import Workspace
 
@@ -96,6 +97,14 @@ class Warehouse:
         self.live_path = path if path.is_absolute() else root / path
         self.is_duckdb = settings.kind is EngineKind.DUCKDB
         self._copied: tuple[int, int] | None = None
+        self._cipher: list[ColumnCipher | None] = []
+
+    @property
+    def cipher(self) -> ColumnCipher | None:
+        """The warehouse's column cipher (None when encryption at rest is off)."""
+        if not self._cipher:
+            self._cipher.append(warehouse_cipher(self.project, self.store))
+        return self._cipher[0]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -130,7 +139,7 @@ class Warehouse:
             return engine
         if engine is not None:
             self._forget(engine)
-        engine = DuckDBEngine(None)
+        engine = DuckDBEngine(None, cipher=self.cipher)
         quoted = str(self.snapshot_path).replace("'", "''")
         # Attach read-only: many processes may attach the same copy at once.
         engine.ibis.raw_sql(f"ATTACH '{quoted}' AS {_ATTACHED} (READ_ONLY)")
@@ -207,7 +216,7 @@ class Warehouse:
 
         while True:
             try:
-                engine = connect(self.project.settings.engine, self.root)
+                engine = connect(self.project.settings.engine, self.root, cipher=self.cipher)
                 return StoreWorkspace(self.project, engine, self.store)
             except EngineError as exc:
                 if time.monotonic() > deadline:

@@ -21,9 +21,8 @@ from jingzhun.cli._common import (
     parse_date,
     print_json,
 )
-from jingzhun.core import ExitCode, Project, load_project
-from jingzhun.privacy import PrivacyService
-from jingzhun.store import OperationalStore
+from jingzhun.core import ExitCode
+from jingzhun.workspace import PrivacyPart, Workspace
 
 privacy_app = typer.Typer(
     help="Privacy: a person's data exported, corrected or erased; retention; encryption keys."
@@ -48,20 +47,16 @@ def _user(by: str | None) -> str:
 
 
 class _Opened:
-    """The project, its migrated store and the privacy service; closes the store at the end."""
+    """The project's workspace, for its ``privacy`` part; closes the workspace at the end."""
 
     def __init__(self, project_dir: Path) -> None:
-        self.project: Project = load_project(project_dir)
-        self.store = OperationalStore.open(
-            self.project.settings.stores.operational, self.project.root
-        )
+        self.workspace = Workspace.open(project_dir)
 
-    def __enter__(self) -> PrivacyService:
-        self.store.migrate()
-        return PrivacyService(self.project, self.store)
+    def __enter__(self) -> PrivacyPart:
+        return self.workspace.privacy
 
     def __exit__(self, *exc: object) -> None:
-        self.store.close()
+        self.workspace.close()
 
 
 def _counts_table(title: str, counts: dict[str, Any]) -> Table:
@@ -237,6 +232,36 @@ def requests(
             (row["subject_hash"] or "")[:16],
         )
     out.print(table)
+
+
+@privacy_app.command("encrypt")
+@handles_errors
+def encrypt(
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Only count personal values stored in clear; exit 1 if any."),
+    ] = False,
+    by: ByOption = None,
+    project: ProjectOption = Path("."),
+    as_json: JsonOption = False,
+) -> None:
+    """Encrypt personal values the warehouse still holds in clear, then compact it."""
+    with _Opened(project) as part:
+        result = part.encrypt(by=_user(by), check=check)
+    if as_json:
+        print_json(result)
+    elif check:
+        for column, count in sorted(result["unsealed"].items()):
+            out.print(f"{column}: {count:,} value(s) in clear", highlight=False)
+        if not result["unsealed"]:
+            out.print("every personal value in the warehouse is encrypted")
+    else:
+        for column, count in sorted(result["unsealed_before"].items()):
+            out.print(f"{column}: {count:,} value(s) encrypted", highlight=False)
+        if not result["tables_rewritten"]:
+            out.print("nothing to do: every personal value was already encrypted")
+    if check and result["unsealed"]:
+        raise typer.Exit(1)
 
 
 @keys_app.command("rotate")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -13,6 +13,7 @@ import pyarrow as pa
 
 from jingzhun.core import EngineError, EngineKind
 from jingzhun.engine._base import Engine
+from jingzhun.engine._cipher import DECRYPT_FUNCTION, ENCRYPT_FUNCTION, ColumnCipher
 
 
 @ibis.udf.scalar.builtin(name="json_extract_string")
@@ -21,12 +22,19 @@ def _json_extract_string(document: str, path: str) -> str:  # type: ignore[empty
 
 
 class DuckDBEngine(Engine):
-    """Warehouse in a DuckDB file; ``path=None`` keeps it in memory (tests, scratch work)."""
+    """Warehouse in a DuckDB file; ``path=None`` keeps it in memory (tests, scratch work).
+
+    With a ``cipher``, personal columns are encrypted on ``write`` and decrypted by the
+    expressions ``read`` returns (``_cipher.py``); without one, values are read as stored.
+    """
 
     kind = EngineKind.DUCKDB
 
-    def __init__(self, path: Path | None, *, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path | None, *, threads: int | None = None, cipher: ColumnCipher | None = None
+    ) -> None:
         self.path = path
+        self.cipher = cipher
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -42,6 +50,31 @@ class DuckDBEngine(Engine):
             self._ibis.raw_sql(f"SET threads = {int(threads)}")
         self._registered: set[str] = set()
         self._in_transaction = False
+        if cipher is not None:
+            self._register_cipher(cipher)
+
+    def _register_cipher(self, cipher: ColumnCipher) -> None:
+        """The decrypting and encrypting functions, on this connection, with this key."""
+
+        def apply(method: Callable[[str | None], str | None]) -> Callable[[pa.Array], pa.Array]:
+            def vectorised(values: pa.Array) -> pa.Array:
+                return pa.array([method(v) for v in values.to_pylist()], pa.string())
+
+            return vectorised
+
+        for name, method in (
+            (DECRYPT_FUNCTION, cipher.decrypt),
+            (ENCRYPT_FUNCTION, cipher.encrypt),
+        ):
+            self._ibis.con.create_function(
+                name,
+                apply(method),
+                [duckdb.sqltype("VARCHAR")],
+                duckdb.sqltype("VARCHAR"),
+                type="arrow",
+                null_handling="special",
+                side_effects=name == ENCRYPT_FUNCTION,  # a fresh nonce each call
+            )
 
     @property
     def ibis(self) -> ibis.BaseBackend:
@@ -57,8 +90,11 @@ class DuckDBEngine(Engine):
         return sorted(t for t in self._ibis.list_tables() if t not in self._registered)
 
     def read(self, name: str) -> ir.Table:
-        """A stored table as an Ibis expression."""
-        return self._ibis.table(name)
+        """A stored table as an Ibis expression (personal columns decrypted)."""
+        table = self._ibis.table(name)
+        if self.cipher is None or name in self._registered:
+            return table
+        return self.cipher.decrypting(name, table)
 
     def create(self, name: str, schema: pa.Schema) -> None:
         """Create an empty table with this schema unless it exists."""
@@ -71,6 +107,8 @@ class DuckDBEngine(Engine):
             if data.num_rows == 0:
                 return 0
             rows = data.num_rows
+            if self.cipher is not None:
+                data = self.cipher.encrypt_table(name, data)
             view = f"_jz_write_{name}"
             self._ibis.con.register(view, data)
             try:
@@ -79,6 +117,8 @@ class DuckDBEngine(Engine):
                 self._ibis.con.unregister(view)
             return rows
         before = self.count(name)
+        if self.cipher is not None:
+            data = self.cipher.encrypting(name, data)
         self._ibis.insert(name, data)
         return self.count(name) - before
 

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jingzhun.core import EngineKind, EngineSettings, Project
-from jingzhun.engine import connect
+from jingzhun.engine import ColumnCipher, connect
 from jingzhun.privacy import _warehouse
 from jingzhun.privacy._match import Matcher
 
@@ -118,6 +118,7 @@ class FileScan:
     exclude: list[str]
     skip: set[Path]
     erase: bool = False
+    cipher: ColumnCipher | None = None  # other DuckDB files are copies of the warehouse
 
     def sources_of(self) -> dict[Path, str]:
         """Which source spec reads each data file (source-scoped ids are checked with it)."""
@@ -333,7 +334,7 @@ class FileScan:
 
     def _duckdb(self, path: Path, hit: FileHit, source: str | None) -> None:
         settings = EngineSettings(kind=EngineKind.DUCKDB, path=str(path))
-        with connect(settings, path.parent) as engine:
+        with connect(settings, path.parent, cipher=self.cipher) as engine:
             if self.erase:
                 deleted = _warehouse.erase_rows(engine, self.matcher)
                 hit.rows = sum(deleted.values())

@@ -37,7 +37,7 @@ from jingzhun.core import (
     SpecProblem,
     Target,
 )
-from jingzhun.engine import Engine, connect
+from jingzhun.engine import ColumnCipher, Engine, connect
 from jingzhun.ingest import (
     CORRECTIONS_SCHEMA,
     CORRECTIONS_TABLE,
@@ -50,7 +50,7 @@ from jingzhun.privacy import _operational, _warehouse
 from jingzhun.privacy._files import FileScan
 from jingzhun.privacy._settings import PrivacySettings, load_privacy_settings
 from jingzhun.privacy._subject import Subject, find_subject
-from jingzhun.privacy._vault import Vault, load_master_key, rotate_master_key
+from jingzhun.privacy._vault import Vault, load_master_key, rotate_master_key, warehouse_cipher
 from jingzhun.store import OperationalStore, PrivacyRequest
 
 EXPORTS_FOLDER = "state/privacy/exports"
@@ -239,8 +239,18 @@ class PrivacyService:
     ) -> None:
         self.project = project
         self.store = store
-        self.open_engine = open_engine or (lambda: connect(project.settings.engine, project.root))
         self.settings = settings or load_privacy_settings(project.root)
+        self._cipher: list[ColumnCipher | None] = []
+        self.open_engine = open_engine or (
+            lambda: connect(project.settings.engine, project.root, cipher=self.cipher)
+        )
+
+    @property
+    def cipher(self) -> ColumnCipher | None:
+        """The warehouse's column cipher (None when encryption at rest is off)."""
+        if not self._cipher:
+            self._cipher.append(warehouse_cipher(self.project, self.store, self.settings))
+        return self._cipher[0]
 
     # -- keys ----------------------------------------------------------------------------------
 
@@ -259,6 +269,47 @@ class PrivacyService:
     def pseudonymise(self, identifier: str, kind: str = "") -> str:
         """A stable keyed pseudonym of an identifier, for analytics exports."""
         return self.vault.pseudonymise(identifier, kind)
+
+    def encrypt_warehouse(self, *, by: str, check: bool = False) -> dict[str, Any]:
+        """Seal every personal value the warehouse still holds in clear (written before
+        encryption was on), then compact the file so no clear copy stays in free blocks.
+        With ``check`` only count them.
+        """
+        if self.cipher is None:
+            raise RefusedError(
+                "encryption at rest is off for this project (privacy.yml encrypt_at_rest, or "
+                "the Spark engine): nothing to encrypt"
+            )
+        with connect(self.project.settings.engine, self.project.root) as stored:
+            before = _warehouse.unsealed_values(stored)
+        if check:
+            return {"unsealed": before, "tables_rewritten": [], "compacted": []}
+        with self._request("encrypt", None, by) as summary:
+            tables = sorted({column.split(".")[0] for column in before})
+            with self.open_engine() as engine:
+                for name in tables:
+                    _warehouse.rewrite_table(engine, name, engine.read(name))
+            compacted = (
+                _warehouse.compact_warehouse(self.project.settings.engine, self.project.root)
+                if tables
+                else None
+            )
+            with connect(self.project.settings.engine, self.project.root) as stored:
+                after = _warehouse.unsealed_values(stored)
+            summary.update(
+                {
+                    "unsealed_before": before,
+                    "unsealed": after,
+                    "tables_rewritten": tables,
+                    "compacted": [str(compacted)] if compacted else [],
+                }
+            )
+        return {
+            "unsealed_before": before,
+            "unsealed": after,
+            "tables_rewritten": tables,
+            "compacted": [str(compacted)] if compacted else [],
+        }
 
     def rotate_keys(self, *, by: str) -> dict[str, object]:
         """Re-wrap every data key under a new master key (``jingzhun privacy keys rotate``)."""
@@ -368,7 +419,11 @@ class PrivacyService:
                     for name, rows in _operational.person_rows(self.store, matcher).items()
                 }
                 hits = FileScan(
-                    self.project, matcher, self.settings.scan_exclude, self._skip()
+                    self.project,
+                    matcher,
+                    self.settings.scan_exclude,
+                    self._skip(),
+                    cipher=self.cipher,
                 ).run()
                 summary.update(
                     {
@@ -456,7 +511,12 @@ class PrivacyService:
             for name in {f"subject:{self.subject_hash(n)}" for n in subject.names()}:
                 report.key_shredded = vault.shred(name) or report.key_shredded
             hits = FileScan(
-                self.project, matcher, self.settings.scan_exclude, self._skip(), erase=True
+                self.project,
+                matcher,
+                self.settings.scan_exclude,
+                self._skip(),
+                erase=True,
+                cipher=self.cipher,
             ).run()
             report.files = [h.to_dict() for h in hits]
             report.needs_review = [h.path for h in hits if h.action in ("needs_review", "failed")]

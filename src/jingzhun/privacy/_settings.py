@@ -36,6 +36,12 @@ class PrivacySettings(_Spec):
         description="an erased person's identifiers arriving again: drop the rows, or let them "
         "start a new customer who is not contacted until a fresh consent is recorded",
     )
+    encrypt_at_rest: bool | None = Field(
+        default=None,
+        description="encrypt the warehouse's personal columns (e-mails, phones, names, "
+        "identifiers, quarantined records) with AES-GCM; default: on for DuckDB, off for Spark "
+        "(not supported there: true is an error)",
+    )
     master_key_file: str = Field(
         default="state/keys/master.key",
         description="the master key (32 bytes) when JINGZHUN_MASTER_KEY is not set",

@@ -6,7 +6,8 @@
 - **Data keys** (32 random bytes each) live in the store's ``privacy_keys`` table, wrapped with
   AES-GCM under the master key (the key's name is the associated data, so a wrapped key cannot
   be moved to another name). ``subject:<hash>`` keys encrypt one person's archives;
-  ``system:pseudonym`` keys the analytics pseudonyms.
+  ``system:pseudonym`` keys the analytics pseudonyms; ``system:warehouse`` encrypts the
+  warehouse's personal columns (``warehouse_cipher``).
 - **Crypto-shredding**: ``shred(name)`` deletes a data key; everything encrypted under it is
   unreadable from then on, wherever the copies went.
 - **Rotation**: ``rotate(new_master)`` re-wraps every data key under a new master key in one
@@ -30,13 +31,16 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, select
 
-from jingzhun.core import NotFoundError, Project, RefusedError
+from jingzhun.core import EngineKind, NotFoundError, Project, RefusedError
+from jingzhun.engine import ColumnCipher
+from jingzhun.privacy._settings import PrivacySettings, load_privacy_settings
 from jingzhun.store import OperationalStore, PrivacyKey
 
 MASTER_KEY_ENV = "JINGZHUN_MASTER_KEY"
 NEW_MASTER_KEY_ENV = "JINGZHUN_NEW_MASTER_KEY"
 MAGIC = b"JZV1"
 PSEUDONYM_KEY = "system:pseudonym"
+WAREHOUSE_KEY = "system:warehouse"
 _NONCE = 12
 
 
@@ -248,3 +252,26 @@ def rotate_master_key(
             f"set {MASTER_KEY_ENV} to the value of {NEW_MASTER_KEY_ENV} now" if from_env else None
         ),
     }
+
+
+def warehouse_cipher(
+    project: Project, store: OperationalStore, settings: PrivacySettings | None = None
+) -> ColumnCipher | None:
+    """The cipher of the warehouse's personal columns, or None when encryption is off.
+
+    Its key is the ``system:warehouse`` data key (made on first use, wrapped by the master
+    key, so ``keys rotate`` re-wraps it with the rest).
+    """
+    settings = settings or load_privacy_settings(project.root)
+    duckdb = project.settings.engine.kind is EngineKind.DUCKDB
+    wanted = settings.encrypt_at_rest if settings.encrypt_at_rest is not None else duckdb
+    if not wanted:
+        return None
+    if not duckdb:
+        raise RefusedError(
+            "privacy.yml sets encrypt_at_rest: true, but column encryption is only available "
+            "on the DuckDB engine; on Spark use Parquet modular encryption or encrypted storage "
+            "and set encrypt_at_rest: false"
+        )
+    vault = Vault(store, load_master_key(project, settings.master_key_file))
+    return ColumnCipher(vault.data_key(WAREHOUSE_KEY), key_name=WAREHOUSE_KEY)

@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from jingzhun.core import EngineKind, EngineSettings
-from jingzhun.engine import Engine, connect
+from jingzhun.engine import PREFIX, Engine, connect, personal_columns
 from jingzhun.privacy._match import Matcher
 
 STAGING_PREFIX = "_jz_privacy_"
@@ -77,6 +77,25 @@ def erase_rows(engine: Engine, matcher: Matcher, *, skip: Iterable[str] = ()) ->
         rewrite_table(engine, name, table.filter(~condition))
         deleted[name] = hits
     return deleted
+
+
+def unsealed_values(engine: Engine) -> dict[str, int]:
+    """Personal values stored in clear, per ``table.column`` (read through an engine without
+    a cipher, so that values come back as stored).
+    """
+    found: dict[str, int] = {}
+    for name in _tables(engine, ()):
+        table = engine.read(name)
+        for column in personal_columns(name, table.columns):
+            if not table[column].type().is_string():
+                continue
+            value = table[column]
+            count = int(
+                engine.scalar(table.filter(value.notnull() & ~value.startswith(PREFIX)).count())
+            )
+            if count:
+                found[f"{name}.{column}"] = count
+    return found
 
 
 def compact_warehouse(settings: EngineSettings, root: Path) -> Path | None:

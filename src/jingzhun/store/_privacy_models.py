@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from jingzhun.store._models import Base, UTCDateTime
 
-PRIVACY_REQUEST_KINDS = ("export", "erase", "correct", "retention", "keys_rotate")
+PRIVACY_REQUEST_KINDS = ("export", "erase", "correct", "retention", "keys_rotate", "encrypt")
 
 
 class PrivacyRequest(Base):

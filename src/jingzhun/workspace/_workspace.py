@@ -37,7 +37,7 @@ from jingzhun.delivery import (
     load_delivery_settings,
     render_from_payload,
 )
-from jingzhun.engine import Engine, connect
+from jingzhun.engine import ColumnCipher, Engine, connect
 from jingzhun.identity import (
     IdentityReport,
     IdentityResolver,
@@ -90,6 +90,7 @@ from jingzhun.privacy import (
     RetentionReport,
     SubjectExport,
     load_privacy_settings,
+    warehouse_cipher,
 )
 from jingzhun.profile import (
     PROFILES,
@@ -834,6 +835,7 @@ class PrivacyPart:
 
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
+        self._cipher: list[ColumnCipher | None] = []
 
     @property
     def service(self) -> PrivacyService:
@@ -843,6 +845,10 @@ class PrivacyPart:
     def export(self, subject: str, *, by: str, principal: Principal | None = None) -> SubjectExport:
         """Everything held about the person found by any identifier (access, portability)."""
         return self.service.export(subject, by=by, principal=principal)
+
+    def archive_export(self, export: SubjectExport) -> Path:
+        """Keep an export encrypted under the person's own key (crypto-shredded on erasure)."""
+        return self.service.archive_export(export)
 
     def correct(
         self,
@@ -865,6 +871,25 @@ class PrivacyPart:
     ) -> RetentionReport:
         """Purge what is older than each table's ``retention_days`` (``privacy.yml``)."""
         return self.service.retention(as_of=as_of, dry_run=dry_run, by=by)
+
+    @property
+    def cipher(self) -> ColumnCipher | None:
+        """The warehouse's column cipher, made once (None when encryption at rest is off)."""
+        if not self._cipher:
+            self._cipher.append(warehouse_cipher(self._ws.project, self._ws.store))
+        return self._cipher[0]
+
+    def encrypt(self, *, by: str = "system", check: bool = False) -> dict[str, Any]:
+        """Seal personal values still stored in clear (``jingzhun privacy encrypt``)."""
+        return self.service.encrypt_warehouse(by=by, check=check)
+
+    def rotate_keys(self, *, by: str) -> dict[str, object]:
+        """Re-wrap every data key under a new master key."""
+        return self.service.rotate_keys(by=by)
+
+    def requests(self, limit: int = 50) -> list[dict[str, Any]]:
+        """The latest data-subject requests and key operations, newest first."""
+        return self.service.requests(limit=limit)
 
     def has_retention(self) -> bool:
         """Whether ``privacy.yml`` sets any retention policy."""
@@ -1034,7 +1059,9 @@ class Workspace:
     def engine(self) -> Engine:
         """The warehouse, opened on first use."""
         if self._engine is None:
-            self._engine = connect(self.project.settings.engine, self.project.root)
+            self._engine = connect(
+                self.project.settings.engine, self.project.root, cipher=self.privacy.cipher
+            )
         return self._engine
 
     @property
