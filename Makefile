@@ -74,6 +74,7 @@ bench: sysdeps $(VENV)/.installed-test java
 	$(BIN)/python -m benchmarks.journeys_trigger
 	$(BIN)/python -m benchmarks.collect_load --seconds 20
 	$(BIN)/python -m benchmarks.ads_decide
+	$(BIN)/python -m benchmarks.encryption_at_rest
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

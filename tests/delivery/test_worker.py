@@ -34,7 +34,14 @@ from jingzhun.campaigns import (
     SuppressionList,
 )
 from jingzhun.cli._delivery import register
-from jingzhun.core import EngineError, NotFoundError, SpecError, StoreSettings, init_project
+from jingzhun.core import (
+    EngineError,
+    NotFoundError,
+    SpecError,
+    StoreSettings,
+    init_project,
+    load_project,
+)
 from jingzhun.delivery import (
     Backoff,
     CallCentreList,
@@ -50,6 +57,7 @@ from jingzhun.delivery import (
     load_delivery_settings,
     render_from_payload,
 )
+from jingzhun.privacy import seal_store
 from jingzhun.store import OperationalStore, QueuedMessage
 from jingzhun.store._delivery_models import Delivery
 
@@ -77,8 +85,11 @@ class FakeClock:
 
 
 def open_store(root: Path) -> OperationalStore:
+    """The store of a folder; of a project, with its key (as jingzhun commands open it)."""
     store = OperationalStore.open(StoreSettings().operational, root)
     store.migrate()
+    if (root / "jingzhun.yml").exists():
+        seal_store(load_project(root), store)
     return store
 
 

@@ -77,8 +77,10 @@ def test_a_wrong_key_is_an_error_not_garbage(tmp_path: Path) -> None:
     with DuckDBEngine(path, cipher=ColumnCipher(secrets.token_bytes(32))) as engine:
         engine.create("raw_customers", _customers().schema)
         engine.write("raw_customers", _customers())
-    with DuckDBEngine(path, cipher=ColumnCipher(secrets.token_bytes(32))) as engine:
-        with pytest.raises(Exception, match="does not open with the warehouse key"):
-            engine.execute(engine.read("raw_customers"))
+    with (
+        DuckDBEngine(path, cipher=ColumnCipher(secrets.token_bytes(32))) as engine,
+        pytest.raises(Exception, match="does not open with the warehouse key"),
+    ):
+        engine.execute(engine.read("raw_customers"))
     with pytest.raises(EngineError, match="32 bytes"):
         ColumnCipher(b"short")

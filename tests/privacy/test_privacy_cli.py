@@ -106,8 +106,8 @@ def test_retention_and_keys_rotate(crm: Path) -> None:
     code, output = _run("keys", "rotate", "--project", p, "--json")
     assert code == 0, output
     result = json.loads(output)
-    # the one data key so far: the warehouse's (its personal columns are encrypted)
-    assert result["keys_rewrapped"] == 1 and result["old_master_id"] != result["new_master_id"]
+    # the data keys so far: the warehouse's and the store's (personal data encrypted at rest)
+    assert result["keys_rewrapped"] == 2 and result["old_master_id"] != result["new_master_id"]
     code, output = _run("export", "C-100002", "--project", p, "--json")
     assert code == 0 and "bob.wu@shop.test" in output  # readable under the new master key
     (crm / "privacy.yml").write_text("on_return: maybe\n")

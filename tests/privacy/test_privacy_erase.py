@@ -18,12 +18,13 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 from privacy_helpers import CRM_HEADER, crm_project
+from sqlalchemy import select
 
 from jingzhun.core import NotFoundError, load_project
 from jingzhun.demo._demo import DEMO_AS_OF
 from jingzhun.ingest import TOMBSTONES_TABLE
 from jingzhun.privacy import PrivacyService
-from jingzhun.store import OperationalStore
+from jingzhun.store import Delivery, OperationalStore
 from jingzhun.workspace import Workspace
 
 GENERATED = Path("data") / "generated"
@@ -43,11 +44,11 @@ def _identifiers(root: Path) -> tuple[str, dict[str, str]]:
     """The first e-mailed customer and every identifier of theirs, read from the stores and the
     generator's files (not through the privacy package).
     """
-    with sqlite3.connect(root / "state" / "operational.db") as db:
-        key, address, status = db.execute(
-            "SELECT customer_key, address, status FROM deliveries ORDER BY id LIMIT 1"
-        ).fetchone()
-    assert status == "sent"
+    # the address is sealed at rest: read it through the workspace, which has the store's key
+    with Workspace.open(root) as ws, ws.store.session() as session:
+        first = session.scalars(select(Delivery).order_by(Delivery.id).limit(1)).one()
+        key, address, status = first.customer_key, first.address, first.status
+    assert status == "sent" and "@" in address
     con = duckdb.connect(str(root / "warehouse" / "warehouse.duckdb"), read_only=True)
     nodes = con.execute(
         "SELECT DISTINCT node_id, node_kind FROM identity_map WHERE customer_key = ?", [key]

@@ -79,7 +79,7 @@ def test_rotation_rewraps_every_key_and_retires_the_old_master(
         blobs = [old_vault.encrypt(f"data {i}".encode(), f"subject:{i}") for i in range(3)]
         pseudonym = service.pseudonymise("Ann.Lee@shop.test", "email")
         result = service.rotate_keys(by="admin")
-        assert result["keys_rewrapped"] == 4  # three subjects and the pseudonym key
+        assert result["keys_rewrapped"] == 5  # three subjects, the pseudonym and the store keys
         assert (root / "state" / "keys" / "master.key").read_bytes() != old_vault.master_key
         new_vault = service.vault
         assert new_vault.master_id == result["new_master_id"] != result["old_master_id"]

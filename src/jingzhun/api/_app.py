@@ -35,6 +35,7 @@ from jingzhun.core import (
     SpecError,
     load_project,
 )
+from jingzhun.privacy import seal_store
 from jingzhun.store import OperationalStore
 
 log = logging.getLogger("jingzhun.api")
@@ -45,6 +46,7 @@ def build_context(settings: ApiSettings) -> ApiContext:
     project = load_project(settings.root)
     store = OperationalStore.open(project.settings.stores.operational, project.root)
     store.migrate()
+    seal_store(project, store)  # addresses and consent subjects sealed at rest
     access = AccessControl(
         store,
         project.secret("api_keys"),

@@ -35,6 +35,7 @@ from jingzhun.privacy._vault import (
     load_master_key,
     parse_key,
     rotate_master_key,
+    seal_store,
     warehouse_cipher,
 )
 from jingzhun.privacy._warehouse import compact_warehouse
@@ -73,5 +74,6 @@ __all__ = [
     "parse_key",
     "phone_forms",
     "rotate_master_key",
+    "seal_store",
     "warehouse_cipher",
 ]

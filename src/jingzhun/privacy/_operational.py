@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import Connection, MetaData, Table, and_, delete, inspect, select, text, update
 
 from jingzhun.privacy._match import Matcher
-from jingzhun.store import OperationalStore
+from jingzhun.store import OperationalStore, StoreCipher
+from jingzhun.store._sealed import PREFIX as SEALED_PREFIX
 
 SKIPPED = frozenset({"alembic_version"})
 
@@ -40,8 +41,16 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _row_dict(table: Table, row: Any) -> dict[str, Any]:
-    return {c.name: _plain(v) for c, v in zip(table.columns, row, strict=True)}
+def _row_dict(table: Table, row: Any, cipher: StoreCipher | None = None) -> dict[str, Any]:
+    """A reflected row as plain values; sealed addresses and subjects opened (with the
+    store's cipher) so that the person is found by them.
+    """
+    values = {c.name: _plain(v) for c, v in zip(table.columns, row, strict=True)}
+    if cipher is not None:
+        for name, value in values.items():
+            if isinstance(value, str) and value.startswith(SEALED_PREFIX):
+                values[name] = cipher.open(value)
+    return values
 
 
 def person_rows(store: OperationalStore, matcher: Matcher) -> dict[str, list[dict[str, Any]]]:
@@ -49,7 +58,7 @@ def person_rows(store: OperationalStore, matcher: Matcher) -> dict[str, list[dic
     found: dict[str, list[dict[str, Any]]] = {}
     with store.engine.connect() as connection:
         for table in _reflect(connection):
-            rows = [_row_dict(table, r) for r in connection.execute(select(table))]
+            rows = [_row_dict(table, r, store.cipher) for r in connection.execute(select(table))]
             hits = [r for r in rows if matcher.row_hit(r)]
             if hits:
                 found[table.name] = hits
@@ -96,7 +105,7 @@ def erase_rows(
     with store.session(write=True) as session:
         connection = session.connection()
         for table in _reflect(connection):
-            rows = [_row_dict(table, r) for r in connection.execute(select(table))]
+            rows = [_row_dict(table, r, store.cipher) for r in connection.execute(select(table))]
             hits = [r for r in rows if matcher.row_hit(r)]
             if not hits:
                 continue

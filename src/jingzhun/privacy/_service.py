@@ -50,7 +50,13 @@ from jingzhun.privacy import _operational, _warehouse
 from jingzhun.privacy._files import FileScan
 from jingzhun.privacy._settings import PrivacySettings, load_privacy_settings
 from jingzhun.privacy._subject import Subject, find_subject
-from jingzhun.privacy._vault import Vault, load_master_key, rotate_master_key, warehouse_cipher
+from jingzhun.privacy._vault import (
+    Vault,
+    load_master_key,
+    rotate_master_key,
+    seal_store,
+    warehouse_cipher,
+)
 from jingzhun.store import OperationalStore, PrivacyRequest
 
 EXPORTS_FOLDER = "state/privacy/exports"
@@ -240,6 +246,8 @@ class PrivacyService:
         self.project = project
         self.store = store
         self.settings = settings or load_privacy_settings(project.root)
+        # the store's addresses and consent subjects are sealed: open them to find the person
+        seal_store(project, store, self.settings)
         self._cipher: list[ColumnCipher | None] = []
         self.open_engine = open_engine or (
             lambda: connect(project.settings.engine, project.root, cipher=self.cipher)
@@ -271,19 +279,22 @@ class PrivacyService:
         return self.vault.pseudonymise(identifier, kind)
 
     def encrypt_warehouse(self, *, by: str, check: bool = False) -> dict[str, Any]:
-        """Seal every personal value the warehouse still holds in clear (written before
-        encryption was on), then compact the file so no clear copy stays in free blocks.
-        With ``check`` only count them.
+        """Seal every personal value still held in clear (written before encryption was on):
+        the warehouse's personal columns, then compact its file so no clear copy stays in
+        free blocks; and the operational store's addresses and consent subjects. With
+        ``check`` only count them.
         """
         if self.cipher is None:
             raise RefusedError(
                 "encryption at rest is off for this project (privacy.yml encrypt_at_rest, or "
                 "the Spark engine): nothing to encrypt"
             )
+        seal_store(self.project, self.store, self.settings)
         with connect(self.project.settings.engine, self.project.root) as stored:
             before = _warehouse.unsealed_values(stored)
+        store_before = {f"store:{k}": v for k, v in self.store.clear_values().items()}
         if check:
-            return {"unsealed": before, "tables_rewritten": [], "compacted": []}
+            return {"unsealed": {**before, **store_before}, "tables_rewritten": []}
         with self._request("encrypt", None, by) as summary:
             tables = sorted({column.split(".")[0] for column in before})
             with self.open_engine() as engine:
@@ -294,22 +305,23 @@ class PrivacyService:
                 if tables
                 else None
             )
+            self.store.clear_values(seal=True)
+            if store_before:
+                _operational.vacuum(
+                    self.store, {k.split(":")[1].split(".")[0] for k in store_before}
+                )
             with connect(self.project.settings.engine, self.project.root) as stored:
                 after = _warehouse.unsealed_values(stored)
-            summary.update(
-                {
-                    "unsealed_before": before,
-                    "unsealed": after,
-                    "tables_rewritten": tables,
-                    "compacted": [str(compacted)] if compacted else [],
-                }
-            )
-        return {
-            "unsealed_before": before,
-            "unsealed": after,
-            "tables_rewritten": tables,
-            "compacted": [str(compacted)] if compacted else [],
-        }
+            after.update({f"store:{k}": v for k, v in self.store.clear_values().items()})
+            result = {
+                "unsealed_before": {**before, **store_before},
+                "unsealed": after,
+                "tables_rewritten": tables
+                + sorted({f"store:{k.split(':')[1].split('.')[0]}" for k in store_before}),
+                "compacted": [str(compacted)] if compacted else [],
+            }
+            summary.update(result)
+        return result
 
     def rotate_keys(self, *, by: str) -> dict[str, object]:
         """Re-wrap every data key under a new master key (``jingzhun privacy keys rotate``)."""

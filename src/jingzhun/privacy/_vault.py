@@ -7,7 +7,8 @@
   AES-GCM under the master key (the key's name is the associated data, so a wrapped key cannot
   be moved to another name). ``subject:<hash>`` keys encrypt one person's archives;
   ``system:pseudonym`` keys the analytics pseudonyms; ``system:warehouse`` encrypts the
-  warehouse's personal columns (``warehouse_cipher``).
+  warehouse's personal columns (``warehouse_cipher``), ``system:store`` the operational
+  store's addresses and consent subjects (``seal_store``).
 - **Crypto-shredding**: ``shred(name)`` deletes a data key; everything encrypted under it is
   unreadable from then on, wherever the copies went.
 - **Rotation**: ``rotate(new_master)`` re-wraps every data key under a new master key in one
@@ -34,13 +35,14 @@ from sqlalchemy import delete, select
 from jingzhun.core import EngineKind, NotFoundError, Project, RefusedError
 from jingzhun.engine import ColumnCipher
 from jingzhun.privacy._settings import PrivacySettings, load_privacy_settings
-from jingzhun.store import OperationalStore, PrivacyKey
+from jingzhun.store import OperationalStore, PrivacyKey, StoreCipher
 
 MASTER_KEY_ENV = "JINGZHUN_MASTER_KEY"
 NEW_MASTER_KEY_ENV = "JINGZHUN_NEW_MASTER_KEY"
 MAGIC = b"JZV1"
 PSEUDONYM_KEY = "system:pseudonym"
 WAREHOUSE_KEY = "system:warehouse"
+STORE_KEY = "system:store"
 _NONCE = 12
 
 
@@ -275,3 +277,21 @@ def warehouse_cipher(
         )
     vault = Vault(store, load_master_key(project, settings.master_key_file))
     return ColumnCipher(vault.data_key(WAREHOUSE_KEY), key_name=WAREHOUSE_KEY)
+
+
+def seal_store(
+    project: Project, store: OperationalStore, settings: PrivacySettings | None = None
+) -> StoreCipher | None:
+    """Give the operational store its cipher (addresses and consent subjects sealed at rest,
+    ``jingzhun.store._sealed``) unless ``privacy.yml`` says ``encrypt_at_rest: false``.
+
+    Its key is the ``system:store`` data key, wrapped by the master key like the others.
+    """
+    settings = settings or load_privacy_settings(project.root)
+    if settings.encrypt_at_rest is False:
+        store.seal_with(None)
+        return None
+    vault = Vault(store, load_master_key(project, settings.master_key_file))
+    cipher = StoreCipher(vault.data_key(STORE_KEY), key_name=STORE_KEY)
+    store.seal_with(cipher)
+    return cipher

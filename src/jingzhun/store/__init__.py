@@ -35,6 +35,7 @@ from jingzhun.store._models import (
     Suppression,
 )
 from jingzhun.store._privacy_models import PrivacyKey, PrivacyRequest
+from jingzhun.store._sealed import SealedString, StoreCipher
 from jingzhun.store._store import OperationalStore, RunRecord
 
 __all__ = [
@@ -67,5 +68,7 @@ __all__ = [
     "QueuedMessage",
     "RunRecord",
     "RunStatus",
+    "SealedString",
+    "StoreCipher",
     "Suppression",
 ]

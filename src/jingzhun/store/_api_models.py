@@ -14,6 +14,7 @@ from sqlalchemy import JSON, CheckConstraint, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jingzhun.store._models import Base, UTCDateTime
+from jingzhun.store._sealed import SealedString
 
 
 class ApiKey(Base):
@@ -89,7 +90,7 @@ class DataSubjectRequest(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(20))
-    subject: Mapped[str] = mapped_column(String(320))  # as given: key, id, e-mail or phone
+    subject: Mapped[str] = mapped_column(SealedString())  # as given: key, id, e-mail or phone
     customer_key: Mapped[str | None] = mapped_column(String(80), nullable=True)
     status: Mapped[str] = mapped_column(String(20))
     requested_by: Mapped[str] = mapped_column(String(120))

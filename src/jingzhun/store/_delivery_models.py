@@ -13,6 +13,7 @@ from sqlalchemy import CheckConstraint, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from jingzhun.store._models import Base, UTCDateTime
+from jingzhun.store._sealed import SealedString
 
 
 class DeliveryStatus(StrEnum):
@@ -56,7 +57,7 @@ class Delivery(Base):
     journey_step: Mapped[str | None] = mapped_column(String(120))
     customer_key: Mapped[str] = mapped_column(String(80))
     channel: Mapped[str] = mapped_column(String(20))
-    address: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(SealedString())
     message_id: Mapped[str] = mapped_column(String(200))  # Message-ID / id the provider sees
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer)

@@ -26,6 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from jingzhun.store._sealed import SealedString
+
 # Named constraints let SQLite batch migrations (copy-and-move) find them again later.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -189,7 +191,7 @@ class Consent(Base):
     subject_kind: Mapped[str] = mapped_column(
         String(20)
     )  # customer_id | email | phone | customer_key
-    subject: Mapped[str] = mapped_column(String(320))  # normalised
+    subject: Mapped[str] = mapped_column(SealedString())  # normalised; sealed at rest
     subject_source: Mapped[str] = mapped_column(String(80))  # for customer_id: its source; else ""
     purpose: Mapped[str] = mapped_column(String(40))
     channel: Mapped[str] = mapped_column(String(20))
@@ -208,7 +210,7 @@ class Suppression(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(20))
-    address: Mapped[str] = mapped_column(String(320))  # normalised e-mail, phone digits, ...
+    address: Mapped[str] = mapped_column(SealedString())  # normalised e-mail, phone digits, ...
     reason: Mapped[str] = mapped_column(String(40))
     source: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -252,7 +254,7 @@ class QueuedMessage(Base):
     campaign: Mapped[str] = mapped_column(String(80))
     customer_key: Mapped[str] = mapped_column(String(80))
     channel: Mapped[str] = mapped_column(String(20))
-    address: Mapped[str] = mapped_column(String(320))
+    address: Mapped[str] = mapped_column(SealedString())
     variant: Mapped[str] = mapped_column(String(80))
     send_at: Mapped[datetime] = mapped_column(UTCDateTime())
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -12,6 +12,8 @@ from types import TracebackType
 from typing import Any, Self, cast
 
 from sqlalchemy import URL, CursorResult, Engine, select, update
+from sqlalchemy import column as sa_column
+from sqlalchemy import table as sa_table
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +26,14 @@ from jingzhun.store._engine import (
     dumps,
     resolve_url,
 )
-from jingzhun.store._models import Run, RunStatus
+from jingzhun.store._models import Base, Run, RunStatus
+from jingzhun.store._sealed import (
+    DIALECT_ATTRIBUTE,
+    SealedString,
+    StoreCipher,
+    store_cipher_of,
+)
+from jingzhun.store._sealed import PREFIX as SEALED_PREFIX
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +96,49 @@ class OperationalStore:
     def engine(self) -> Engine:
         """The SQLAlchemy engine, for code that needs more than ``session()``."""
         return self._engine
+
+    def seal_with(self, cipher: StoreCipher | None) -> None:
+        """Seal addresses and consent subjects with ``cipher`` from now on (``_sealed.py``);
+        None writes them in clear again.
+        """
+        setattr(self._engine.dialect, DIALECT_ATTRIBUTE, cipher)
+
+    @property
+    def cipher(self) -> StoreCipher | None:
+        """The cipher ``seal_with`` gave, if any."""
+        return store_cipher_of(self._engine.dialect)
+
+    def clear_values(self, *, seal: bool = False) -> dict[str, int]:
+        """Values of sealed columns still stored in clear, per ``table.column`` (written
+        before sealing was on); with ``seal`` they are sealed now, in one transaction.
+        """
+        cipher = self.cipher
+        if seal and cipher is None:
+            raise EngineError("the store has no cipher to seal with (seal_with first)")
+        found: dict[str, int] = {}
+        with self.session(write=seal) as session:
+            for table in Base.metadata.sorted_tables:
+                for column in table.columns:
+                    if not isinstance(column.type, SealedString):
+                        continue
+                    stored = sa_table(table.name, sa_column("id"), sa_column(column.name))
+                    value = stored.c[column.name]
+                    rows = session.execute(
+                        select(stored.c.id, value).where(
+                            value.is_not(None), value.not_like(f"{SEALED_PREFIX}%")
+                        )
+                    ).all()
+                    if not rows:
+                        continue
+                    found[f"{table.name}.{column.name}"] = len(rows)
+                    if seal and cipher is not None:
+                        for row_id, clear in rows:
+                            session.execute(
+                                update(stored)
+                                .where(stored.c.id == row_id)
+                                .values({column.name: cipher.seal(clear)})
+                            )
+        return found
 
     @property
     def where(self) -> str:

@@ -90,6 +90,7 @@ from jingzhun.privacy import (
     RetentionReport,
     SubjectExport,
     load_privacy_settings,
+    seal_store,
     warehouse_cipher,
 )
 from jingzhun.profile import (
@@ -1072,6 +1073,7 @@ class Workspace:
                 self.project.settings.stores.operational, self.project.root
             )
             self._store.migrate()
+            seal_store(self.project, self._store)  # addresses, consent subjects
         return self._store
 
     def build(self, as_of: date | None = None, *, probabilistic: bool = True) -> BuildReport:
