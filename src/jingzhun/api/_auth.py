@@ -94,6 +94,26 @@ def parse_scopes(scopes: Iterable[str]) -> frozenset[Scope]:
     return frozenset(Scope(s) for s in names)
 
 
+def _key_dict(row: ApiKey) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "prefix": row.prefix,
+        "scopes": row.scopes.split(","),
+        "created_by": row.created_by,
+        "created_at": row.created_at.isoformat(),
+        "revoked": row.revoked_at is not None,
+    }
+
+
+def _user_dict(row: ApiUser) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "role": row.role,
+        "created_at": row.created_at.isoformat(),
+        "disabled": row.disabled_at is not None,
+    }
+
+
 class AccessControl:
     """Who is calling: API keys, users and sessions in the store, and the audit log.
 
@@ -162,17 +182,15 @@ class AccessControl:
     def api_keys(self) -> list[dict[str, Any]]:
         """Every key without its secret: name, prefix, scopes, who made it, when, revoked."""
         with self.store.session() as session:
-            return [
-                {
-                    "name": k.name,
-                    "prefix": k.prefix,
-                    "scopes": k.scopes.split(","),
-                    "created_by": k.created_by,
-                    "created_at": k.created_at.isoformat(),
-                    "revoked": k.revoked_at is not None,
-                }
-                for k in session.scalars(select(ApiKey).order_by(ApiKey.id))
-            ]
+            return [_key_dict(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.id))]
+
+    def api_key(self, name: str) -> dict[str, Any]:
+        """One key without its secret (as ``api_keys`` lists it); ``NotFoundError`` if unknown."""
+        with self.store.session() as session:
+            row = session.scalar(select(ApiKey).where(ApiKey.name == name))
+            if row is None:
+                raise NotFoundError(f"no API key named '{name}'")
+            return _key_dict(row)
 
     def principal_for_key(self, key: str) -> Principal | None:
         """The key's principal, or None for an unknown, malformed or revoked key."""
@@ -228,15 +246,57 @@ class AccessControl:
     def users(self) -> list[dict[str, Any]]:
         """Every user: name, role, created, disabled."""
         with self.store.session() as session:
-            return [
-                {
-                    "name": u.name,
-                    "role": u.role,
-                    "created_at": u.created_at.isoformat(),
-                    "disabled": u.disabled_at is not None,
-                }
-                for u in session.scalars(select(ApiUser).order_by(ApiUser.id))
-            ]
+            return [_user_dict(u) for u in session.scalars(select(ApiUser).order_by(ApiUser.id))]
+
+    def user(self, name: str) -> dict[str, Any]:
+        """One user (as ``users`` lists it); ``NotFoundError`` when there is none."""
+        with self.store.session() as session:
+            row = session.scalar(select(ApiUser).where(ApiUser.name == name))
+            if row is None:
+                raise NotFoundError(f"no user named '{name}'")
+            return _user_dict(row)
+
+    def update_user(
+        self,
+        name: str,
+        *,
+        role: Role | str | None = None,
+        password: str | None = None,
+        disabled: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change a user's role, password or state (None: unchanged); returns the user.
+
+        A new role applies to live sessions at once (each request reads the user's row). A new
+        password or disabling ends every session of the user; enabling again does not bring
+        them back. Checks as ``add_user``.
+        """
+        chosen = None
+        if role is not None:
+            try:
+                chosen = Role(role)
+            except ValueError:
+                roles = ", ".join(r.value for r in Role)
+                raise _problem("role", f"'{role}' is not a role; use {roles}") from None
+        if password is not None and len(password) < 8:
+            raise _problem("password", "a password needs at least 8 characters")
+        now = datetime.now(UTC)
+        with self.store.session(write=True) as session:
+            row = session.scalar(select(ApiUser).where(ApiUser.name == name))
+            if row is None:
+                raise NotFoundError(f"no user named '{name}'")
+            if chosen is not None:
+                row.role = chosen.value
+            if password is not None:
+                row.password_hash = hash_password(password)
+            if disabled is not None:
+                row.disabled_at = (row.disabled_at or now) if disabled else None
+            if password is not None or disabled:
+                live = select(ApiSession).where(
+                    ApiSession.user_name == name, ApiSession.ended_at.is_(None)
+                )
+                for live_session in session.scalars(live):
+                    live_session.ended_at = now
+            return _user_dict(row)
 
     def authenticate(self, name: str, password: str) -> Principal | None:
         """The user's principal when name and password match (and the user is enabled)."""

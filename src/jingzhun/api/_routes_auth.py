@@ -1,7 +1,10 @@
-"""Console login and logout: a session cookie for users (API keys need none).
+"""Console login and logout: a session cookie for users (API keys need none); users and API
+keys managed over HTTP (``users:admin``: the admin role or an ``admin`` key).
 
 ``log_in`` and ``log_out`` are what the console's own login form calls, so both the JSON API
-and the console pages share one session mechanism.
+and the console pages share one session mechanism. The user and key endpoints call the same
+``AccessControl`` methods as ``jingzhun user`` and ``jingzhun apikey``, and append every change
+to the audit log (never a password or a key).
 """
 
 from __future__ import annotations
@@ -9,15 +12,29 @@ from __future__ import annotations
 import html
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from jingzhun.api._auth import SESSION_COOKIE
-from jingzhun.api._context import ApiContext, Context, get_context
-from jingzhun.api._schemas import LoginCreate, PrincipalPublic
-from jingzhun.core import Principal
+from jingzhun.api._context import ApiContext, Context, get_context, require
+from jingzhun.api._schemas import (
+    ApiKeyCreate,
+    ApiKeyCreatedPublic,
+    ApiKeyPublic,
+    ApiKeysPublic,
+    LoginCreate,
+    PrincipalPublic,
+    UserCreate,
+    UserPublic,
+    UsersPublic,
+    UserUpdate,
+)
+from jingzhun.core import Permission, Principal, RefusedError, Role
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
+
+UsersAdmin = Annotated[Principal, Depends(require(Permission.USERS_ADMIN))]
+Name = Annotated[str, Path(min_length=1, max_length=80)]
 
 
 def log_in(request: Request, response: Response, name: str, password: str) -> Principal | None:
@@ -132,3 +149,121 @@ def login_page_post(
 def logout(request: Request, response: Response, context: Context) -> None:
     """End the session."""
     log_out(request, response)
+
+
+# -- users and API keys (users:admin) ------------------------------------------------------
+
+
+@router.get("/users", tags=["users"], operation_id="users-list", response_model=UsersPublic)
+def list_users(context: Context, principal: UsersAdmin) -> UsersPublic:
+    """Every console user with role and state (never a password hash)."""
+    users = [UserPublic(**u) for u in context.access.users()]
+    return UsersPublic(data=users, count=len(users))
+
+
+@router.post(
+    "/users",
+    tags=["users"],
+    operation_id="users-create",
+    response_model=UserPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_user(body: UserCreate, context: Context, principal: UsersAdmin) -> UserPublic:
+    """Add a console user (``jingzhun user add``); 409 when the name is taken."""
+    if any(u["name"] == body.name for u in context.access.users()):
+        raise HTTPException(409, detail=f"a user named '{body.name}' exists already")
+    context.access.add_user(body.name, body.role, body.password)
+    context.access.audit(principal, "user_create", f"user {body.name}", {"role": body.role.value})
+    return UserPublic(**context.access.user(body.name))
+
+
+def _not_yourself(principal: Principal, name: str, role: Role | None, disabled: bool) -> None:
+    """A user may not disable or demote themselves (no admin locks themselves out)."""
+    if principal.kind != "user" or principal.name != name:
+        return
+    if disabled or (role is not None and role is not Role.ADMIN):
+        raise RefusedError(
+            f"'{name}' may not disable or demote themselves: ask another administrator"
+        )
+
+
+@router.patch(
+    "/users/{name}", tags=["users"], operation_id="users-update", response_model=UserPublic
+)
+def update_user(
+    name: Name, body: UserUpdate, context: Context, principal: UsersAdmin
+) -> UserPublic:
+    """Change a user's role, password or state; a new password or disabling ends every
+    session of the user, a new role applies at once.
+    """
+    _not_yourself(principal, name, body.role, bool(body.disabled))
+    user = context.access.update_user(
+        name, role=body.role, password=body.password, disabled=body.disabled
+    )
+    changed: dict[str, object] = {}
+    if body.role is not None:
+        changed["role"] = body.role.value
+    if body.disabled is not None:
+        changed["disabled"] = body.disabled
+    if body.password is not None:
+        changed["password"] = "changed"
+    context.access.audit(principal, "user_update", f"user {name}", changed)
+    return UserPublic(**user)
+
+
+@router.delete(
+    "/users/{name}", tags=["users"], operation_id="users-disable", response_model=UserPublic
+)
+def disable_user(name: Name, context: Context, principal: UsersAdmin) -> UserPublic:
+    """Disable a user and end their sessions. Users are not deleted: the audit log names
+    them; ``PATCH`` with ``disabled: false`` enables them again.
+    """
+    _not_yourself(principal, name, None, True)
+    user = context.access.update_user(name, disabled=True)
+    context.access.audit(principal, "user_disable", f"user {name}")
+    return UserPublic(**user)
+
+
+@router.get(
+    "/api-keys", tags=["apikeys"], operation_id="apikeys-list", response_model=ApiKeysPublic
+)
+def list_api_keys(context: Context, principal: UsersAdmin) -> ApiKeysPublic:
+    """Every API key: name, prefix, scopes, who made it, revoked (never a secret or hash)."""
+    keys = [ApiKeyPublic(**k) for k in context.access.api_keys()]
+    return ApiKeysPublic(data=keys, count=len(keys))
+
+
+@router.post(
+    "/api-keys",
+    tags=["apikeys"],
+    operation_id="apikeys-create",
+    response_model=ApiKeyCreatedPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def create_api_key(
+    body: ApiKeyCreate, context: Context, principal: UsersAdmin
+) -> ApiKeyCreatedPublic:
+    """Make a key (``jingzhun apikey create``): the answer holds the key, this once only."""
+    if any(k["name"] == body.name for k in context.access.api_keys()):
+        raise HTTPException(409, detail=f"an API key named '{body.name}' exists already")
+    scopes = [s.value for s in body.scopes]
+    key = context.access.create_api_key(body.name, scopes, created_by=principal.name)
+    context.access.audit(
+        principal, "apikey_create", f"api key {body.name}", {"scopes": sorted(set(scopes))}
+    )
+    return ApiKeyCreatedPublic(**context.access.api_key(body.name), key=key)
+
+
+@router.delete(
+    "/api-keys/{name}",
+    tags=["apikeys"],
+    operation_id="apikeys-revoke",
+    response_model=ApiKeyPublic,
+)
+def revoke_api_key(name: Name, context: Context, principal: UsersAdmin) -> ApiKeyPublic:
+    """Revoke a key by name (``jingzhun apikey revoke``): refused from then on (other server
+    processes stop accepting it within ``key_cache_seconds``). Keys are kept, revoked.
+    """
+    context.access.revoke_api_key(name)
+    context.access.audit(principal, "apikey_revoke", f"api key {name}")
+    return ApiKeyPublic(**context.access.api_key(name))

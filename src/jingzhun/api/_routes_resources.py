@@ -2,13 +2,15 @@
 data-subject requests, the audit log — thin over ``Workspace``.
 
 Reads come from the warehouse snapshot (``_warehouse``), so they answer while a build runs;
-campaign plans and launches open the live warehouse for their moment. Personal data is masked
+campaign plans and launches, and data-subject requests (``jingzhun.privacy``), open the live
+warehouse for their moment. Personal data is masked
 unless the caller has ``pii:read``; every unmasked read and every export is audited.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -16,9 +18,10 @@ from typing import Annotated, Any
 
 import yaml
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import Path as FastApiPath
 from sqlglot.errors import SqlglotError
 
-from jingzhun.api._context import Context, CurrentPrincipal, Reader, require
+from jingzhun.api._context import ApiContext, Context, CurrentPrincipal, Reader, require
 from jingzhun.api._schemas import (
     AuditLogPublic,
     CampaignPublic,
@@ -52,18 +55,21 @@ from jingzhun.core import (
     NotFoundError,
     Permission,
     Principal,
+    RefusedError,
     SpecError,
     SpecProblem,
     small_count,
 )
 from jingzhun.delivery import DeliveryLog
 from jingzhun.measure import TRACKING_EVENTS, launched_plan
+from jingzhun.privacy import ErasureReport, PrivacyService, load_privacy_settings
 from jingzhun.profile import PROFILES, find_customer_key, mask_attribute
 from jingzhun.segments import SegmentSpec
 from jingzhun.store import CampaignPlan, DataSubjectRequest
 from jingzhun.workspace import Workspace
 
 router = APIRouter(prefix="/api/v1")
+log = logging.getLogger("jingzhun.api.privacy")
 
 SegmentsWriter = Annotated[Principal, Depends(require(Permission.SEGMENTS_WRITE))]
 CampaignsWriter = Annotated[Principal, Depends(require(Permission.CAMPAIGNS_WRITE))]
@@ -644,29 +650,95 @@ def _request_public(row: DataSubjectRequest, data: dict[str, Any] | None = None)
     )
 
 
-@router.post(
-    "/data-subject-requests",
-    tags=["privacy"],
-    operation_id="privacy-request",
-    response_model=DataSubjectRequestPublic,
-    status_code=status.HTTP_201_CREATED,
-)
-def data_subject_request(
-    body: DataSubjectRequestCreate, context: Context, principal: PrivacyAdmin
+def _new_request(
+    context: ApiContext,
+    principal: Principal,
+    kind: str,
+    subject: str,
+    customer_key: str | None,
+    note: str = "",
+) -> int:
+    """Record a request as ``pending``; its id."""
+    with context.store.session(write=True) as session:
+        row = DataSubjectRequest(
+            kind=kind,
+            subject=subject,
+            customer_key=customer_key,
+            status="pending",
+            requested_by=principal.name,
+            requested_at=dt.datetime.now(dt.UTC),
+            completed_at=None,
+            note=note,
+        )
+        session.add(row)
+        session.flush()
+        return int(row.id)
+
+
+def _finish_request(
+    context: ApiContext,
+    request_id: int,
+    state: str,
+    note: str,
+    data: dict[str, Any] | None = None,
 ) -> Any:
-    """Record a request; an export is answered at once with everything held on the person,
-    an erasure is recorded as pending for the privacy stage.
+    """Set a request's outcome (``completed`` or ``failed``); the request as answered."""
+    with context.store.session(write=True) as session:
+        row = session.get(DataSubjectRequest, request_id)
+        if row is None:
+            raise NotFoundError(f"no data-subject request {request_id}")
+        row.status = state
+        row.completed_at = dt.datetime.now(dt.UTC)
+        row.note = note[:4000]
+        session.flush()
+        return _request_public(row, data)
+
+
+def _privacy_service(context: ApiContext) -> PrivacyService:
+    """The privacy service over the server's store; its file scan leaves out the read
+    snapshot (a copy of the warehouse, which is read or erased directly).
     """
-    ws = context.warehouse.workspace()
-    now = dt.datetime.now(dt.UTC)
-    key: str | None = None
-    data: dict[str, Any] | None = None
-    note = ""
+    project = context.warehouse.project
+    settings = load_privacy_settings(project.root)
     try:
-        key = find_customer_key(ws.engine, body.subject, ws.segments.as_of())
-    except NotFoundError as exc:
-        note = str(exc)
-    if body.kind == "export" and key is not None:
+        snapshot = context.warehouse.snapshot_path.relative_to(project.root).as_posix()
+    except ValueError:  # a state folder outside the project is not scanned anyway
+        return PrivacyService(project, context.store, settings=settings)
+    exclude = [*settings.scan_exclude, snapshot]
+    return PrivacyService(
+        project, context.store, settings=settings.model_copy(update={"scan_exclude": exclude})
+    )
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, JingzhunError):
+        return str(exc)
+    log.exception("data-subject request failed")
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _snapshot_key(context: ApiContext, subject: str) -> tuple[str | None, str]:
+    """The subject's customer_key in the read snapshot (None and why when not found)."""
+    ws = context.warehouse.workspace()
+    try:
+        if not ws.engine.exists(PROFILES):
+            return None, "no profiles yet: run 'jingzhun build' first"
+        return find_customer_key(ws.engine, subject, ws.segments.as_of()), ""
+    except NotFoundError as exc:  # nobody, or no snapshot yet
+        return None, str(exc)
+
+
+def _run_export(
+    context: ApiContext, principal: Principal, subject: str, request_id: int | None
+) -> Any:
+    """Answer an export: the profile, consent and deliveries (from the read snapshot and the
+    store) and the privacy stage's full export (every warehouse table, store table and file
+    under the project, from the live warehouse); recorded ``completed`` or ``failed``.
+    """
+    key, _ = _snapshot_key(context, subject)
+    data: dict[str, Any] = {}
+    if key is not None:
+        ws = context.warehouse.workspace()
         data = {
             "profile": plain(ws.profiles.show(key, mask_pii=False)),
             "consent": ConsentLedger(context.store).history("customer_key", key),
@@ -676,25 +748,130 @@ def data_subject_request(
                 if r.customer_key == key
             ],
         }
-        context.access.audit(principal, "export", f"data-subject export {key}")
-    state = "completed" if data is not None else ("pending" if key else "failed")
-    if body.kind == "erase" and key is not None:
-        note = "recorded; erasure is carried out by the privacy stage (not in this server)"
-    with context.store.session(write=True) as session:
-        row = DataSubjectRequest(
-            kind=body.kind,
-            subject=body.subject,
-            customer_key=key,
-            status=state,
-            requested_by=principal.name,
-            requested_at=now,
-            completed_at=now if state == "completed" else None,
-            note=note,
+    with context.warehouse.live(snapshot=False) as live:
+        live.engine.close()  # the service opens the warehouse itself
+        try:
+            export = _privacy_service(context).export(
+                subject, by=principal.name, principal=principal
+            )
+        except Exception as exc:  # the live warehouse decides: recorded, the caller sees why
+            failure: str | None = _failure(exc)
+        else:
+            failure = None
+    # recorded after the export, so that the export does not find its own request
+    if request_id is None:
+        request_id = _new_request(context, principal, "export", subject, key)
+    if failure is not None:
+        return _finish_request(context, request_id, "failed", failure)
+    data["export"] = export.to_dict()
+    held = export.customer_keys or export.warehouse or export.store or export.files
+    note = f"privacy request {export.request_id}" + ("" if held else "; nothing is held")
+    context.access.audit(principal, "export", f"data-subject export {key or request_id}")
+    return _finish_request(context, request_id, "completed", note, data)
+
+
+def _erasure_note(report: ErasureReport) -> str:
+    note = (
+        f"erased: {sum(report.warehouse.values())} warehouse rows in {len(report.warehouse)} "
+        f"tables, {sum(sum(v.values()) for v in report.store.values())} store rows, "
+        f"{len(report.files)} files; {report.tombstones} tombstones; privacy request "
+        f"{report.request_id}"
+    )
+    if report.needs_review:
+        note += f"; needs review by hand: {', '.join(report.needs_review)}"
+    return note
+
+
+def _run_erase(
+    context: ApiContext, principal: Principal, subject: str, request_id: int | None
+) -> Any:
+    """Carry out an erasure now (``PrivacyService.erase``) while this server holds the live
+    warehouse; recorded ``completed`` (with the report's counts) or ``failed``.
+
+    The erasure rewrites and compacts the warehouse file, so no connection of this process may
+    be open on it: the live session's own is closed first (the file lock is kept, so neither
+    the loader nor another server process can open it meanwhile). The read snapshot is a copy
+    holding the person: it is removed before and taken afresh after (meanwhile reads answer
+    503; a reader that had the old copy attached closes it when it finds the new one).
+    The request row is written first, so that the erasure anonymises its subject too.
+    """
+    key, _ = _snapshot_key(context, subject)
+    with context.warehouse.live(snapshot=False) as live:
+        live.engine.close()
+        if request_id is None:
+            request_id = _new_request(context, principal, "erase", subject, key)
+        if context.warehouse.is_duckdb:
+            context.warehouse.snapshot_path.unlink(missing_ok=True)
+        try:
+            report = _privacy_service(context).erase(
+                subject, by=principal.name, principal=principal
+            )
+        except Exception as exc:  # recorded on the request; the caller sees why
+            state, note, data = "failed", _failure(exc), None
+        else:
+            state, note, data = "completed", _erasure_note(report), {"erasure": report.to_dict()}
+    context.warehouse.refresh_snapshot(wait_seconds=5.0)
+    detail = {"status": state, **({"request_id": data["erasure"]["request_id"]} if data else {})}
+    context.access.audit(principal, "erase", f"data-subject request {request_id}", detail)
+    return _finish_request(context, request_id, state, note, data)
+
+
+@router.post(
+    "/data-subject-requests",
+    tags=["privacy"],
+    operation_id="privacy-request",
+    response_model=DataSubjectRequestPublic,
+    status_code=status.HTTP_201_CREATED,
+)
+def data_subject_request(
+    body: DataSubjectRequestCreate, context: Context, principal: Reader
+) -> Any:
+    """File a data-subject request. With ``privacy:admin`` it is carried out at once: an
+    export answers with everything held on the person, an erasure deletes them everywhere
+    (status ``completed`` with the counts, or ``failed`` with the error). Without it, an
+    erasure request is recorded ``pending`` for an administrator (``POST
+    /data-subject-requests/{id}/run``); an export needs ``privacy:admin``.
+    """
+    if principal.can(Permission.PRIVACY_ADMIN):
+        run = _run_export if body.kind == "export" else _run_erase
+        return run(context, principal, body.subject, None)
+    if body.kind == "export":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=f"{principal.kind} '{principal.name}' lacks the permission "
+            f"'{Permission.PRIVACY_ADMIN.value}' (an export answers with personal data)",
         )
-        session.add(row)
-        session.flush()
-        public = _request_public(row, data)
-    return public
+    waiting = "waiting for a privacy admin: POST /api/v1/data-subject-requests/{id}/run"
+    request_id = _new_request(context, principal, "erase", body.subject, None, waiting)
+    context.access.audit(principal, "erase_request", f"data-subject request {request_id}")
+    with context.store.session() as session:
+        row = session.get(DataSubjectRequest, request_id)
+        if row is None:  # erased meanwhile by another request
+            raise NotFoundError(f"no data-subject request {request_id}")
+        return _request_public(row)
+
+
+@router.post(
+    "/data-subject-requests/{request_id}/run",
+    tags=["privacy"],
+    operation_id="privacy-run_request",
+    response_model=DataSubjectRequestPublic,
+)
+def run_data_subject_request(
+    request_id: Annotated[int, FastApiPath(ge=1, le=2**62)],
+    context: Context,
+    principal: PrivacyAdmin,
+) -> Any:
+    """Carry out a pending request (filed by someone without ``privacy:admin``)."""
+    with context.store.session() as session:
+        row = session.get(DataSubjectRequest, request_id)
+        if row is None:
+            raise NotFoundError(f"no data-subject request {request_id}")
+        if row.status != "pending":
+            raise RefusedError(f"data-subject request {request_id} is {row.status}, not pending")
+        kind, subject = row.kind, row.subject
+    run = _run_export if kind == "export" else _run_erase
+    return run(context, principal, subject, request_id)
 
 
 @router.get(

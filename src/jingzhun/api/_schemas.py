@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from jingzhun.campaigns import Channel, Purpose, Status
+from jingzhun.core import Role, Scope
 
 _NAME = r"^[a-z][a-z0-9_]{0,79}$"
 
@@ -33,6 +34,71 @@ class PrincipalPublic(_Public):
     scopes: list[str]
     permissions: list[str]
     sees_pii: bool
+
+
+class UserCreate(_Public):
+    """A new console user (the password is stored as a scrypt hash, never returned)."""
+
+    name: str = Field(min_length=1, max_length=80, description="letters, digits, _ . @ -")
+    role: Role
+    password: str = Field(min_length=8, max_length=200)
+
+
+class UserUpdate(_Public):
+    """Changes to a user; fields left out stay as they are."""
+
+    role: Role | None = None
+    disabled: bool | None = Field(None, description="true ends every session of the user")
+    password: str | None = Field(
+        None, min_length=8, max_length=200, description="ends every session of the user"
+    )
+
+
+class UserPublic(_Public):
+    """A console user (no password hash)."""
+
+    name: str
+    role: str
+    created_at: str
+    disabled: bool
+
+
+class UsersPublic(_Public):
+    """Every console user."""
+
+    data: list[UserPublic]
+    count: int
+
+
+class ApiKeyCreate(_Public):
+    """A new API key."""
+
+    name: str = Field(min_length=1, max_length=80, description="letters, digits, _ . @ -")
+    scopes: list[Scope] = Field(min_length=1, max_length=len(Scope))
+
+
+class ApiKeyPublic(_Public):
+    """An API key without its secret: the prefix (``jz_<prefix>_…``) tells keys apart."""
+
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_by: str
+    created_at: str
+    revoked: bool
+
+
+class ApiKeyCreatedPublic(ApiKeyPublic):
+    """A key just made, with the key itself: shown this once, never stored or shown again."""
+
+    key: str
+
+
+class ApiKeysPublic(_Public):
+    """Every API key, without secrets."""
+
+    data: list[ApiKeyPublic]
+    count: int
 
 
 class ProfilePublic(_Public):

@@ -324,16 +324,22 @@ def ingest_file(engine: Engine, project: Project, spec: SourceSpec, path: Path) 
                 "max_bad_fraction if such rows are expected",
             )
         primary = _PRIMARY[spec.target]
-        shaped, privacy = apply_privacy_rules(engine, project, prepared.tables)
-        report.rows_suppressed = privacy.suppressed.get(primary, 0)
+        shaped, privacy = apply_privacy_rules(
+            engine, project, prepared.tables, quarantine=prepared.quarantine, spec=spec
+        )
+        # a bad row of an erased person is suppressed, not quarantined
+        report.rows_suppressed = (
+            privacy.suppressed.get(primary, 0) + privacy.quarantine_rows_suppressed
+        )
+        quarantine = privacy.quarantine if privacy.quarantine is not None else prepared.quarantine
         with engine.transaction():
             for raw_table, rows in shaped.items():
                 report.tables[raw_table] = _store_new_rows(engine, raw_table, rows)
-            engine.write(QUARANTINE_TABLE, prepared.quarantine)
-            report.rows_quarantined = prepared.bad_rows
+            engine.write(QUARANTINE_TABLE, quarantine)
+            report.rows_quarantined = prepared.bad_rows - privacy.quarantine_rows_suppressed
             report.rows_loaded = report.tables.get(primary, 0)
             report.rows_duplicate = (
-                raw.num_rows - prepared.bad_rows - report.rows_loaded - report.rows_suppressed
+                raw.num_rows - report.rows_quarantined - report.rows_loaded - report.rows_suppressed
             )
             engine.write(
                 FILES_TABLE,

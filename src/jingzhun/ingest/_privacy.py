@@ -12,6 +12,12 @@ Two warehouse tables, written by ``jingzhun.privacy``, are read here:
   A customer record of that ``(_source, customer_id)`` is loaded with the corrected value, so
   a later export from the source system cannot bring the old value back.
 
+The file's **quarantine rows** are checked too: each holds the whole source row as JSON
+(``record``, with the source's column names), which the source spec's column mapping turns
+back into canonical identifiers. A bad row of an erased person is dropped in both
+``on_return`` modes: it is never loaded anyway, and keeping it would store the identifiers the
+erasure removed.
+
 When neither table exists (a project nobody has erased or corrected), nothing is read or
 hashed.
 """
@@ -22,14 +28,14 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from jingzhun.core import CONTRACTS, Project, Target
+from jingzhun.core import CONTRACTS, Project, SourceSpec, Target
 from jingzhun.engine import Engine
 from jingzhun.ingest._shape import content_hash
 
@@ -90,13 +96,31 @@ def tombstone_hash(key: bytes, kind: str, value: str, source: str | None = None)
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
+# Identifier fields looked for in a quarantined row: (canonical field, tombstone kind, whether
+# the value is per source). Every one a source maps is checked, whatever the target.
+_QUARANTINE_IDENTIFIERS = (
+    ("email", "email", False),
+    ("phone", "phone", False),
+    ("customer_id", "customer_id", True),
+    ("anonymous_id", "anonymous_id", False),
+    ("order_id", "order_id", True),
+)
+
+
 @dataclass
 class PrivacyOutcome:
-    """Rows dropped by tombstones (per raw table) and records changed by the rules."""
+    """Rows dropped by tombstones (per raw table) and records changed by the rules.
+
+    ``quarantine`` is the file's quarantine without the erased people's rows (None when no
+    quarantine was given); ``quarantine_rows_suppressed`` counts the source rows behind the
+    dropped quarantine rows (a bad row has one quarantine row per bad value).
+    """
 
     suppressed: dict[str, int]
     consent_cleared: int = 0
     corrected: int = 0
+    quarantine: pa.Table | None = None
+    quarantine_rows_suppressed: int = 0
 
 
 def _hits(
@@ -199,6 +223,49 @@ def _apply_tombstones(
     return out
 
 
+def _record(text: object) -> dict[str, object]:
+    """A quarantine row's ``record`` (the source row as JSON); {} when it is not an object."""
+    if not isinstance(text, str):
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _apply_to_quarantine(
+    key: bytes,
+    tombstones: dict[str, str],
+    quarantine: pa.Table,
+    columns: Mapping[str, str],
+    outcome: PrivacyOutcome,
+) -> pa.Table:
+    """The quarantine rows whose source row holds no tombstoned identifier.
+
+    ``columns`` maps canonical fields to the source's column names (the spec's ``from``).
+    """
+    if quarantine.num_rows == 0:
+        return quarantine
+    records = [_record(text) for text in _column(quarantine, "record")]
+    sources = _column(quarantine, "_source")
+    checks: list[list[str | None]] = []
+    for field_name, kind, per_source in _QUARANTINE_IDENTIFIERS:
+        column = columns.get(field_name)
+        if column is None:
+            continue
+        values = [record.get(column) for record in records]
+        checks.append(_hits(key, tombstones, kind, values, sources if per_source else None))
+    if not checks:
+        return quarantine
+    drop = [mode is not None for mode in _merge(checks, quarantine.num_rows)]
+    if not any(drop):
+        return quarantine
+    rows = _column(quarantine, "_row")
+    outcome.quarantine_rows_suppressed = len({r for r, d in zip(rows, drop, strict=True) if d})
+    return quarantine.filter(pa.array([not d for d in drop]))
+
+
 def _typed(field: str, text: object) -> object:
     """A corrected value (JSON-decoded) as the customers contract types it."""
     if not isinstance(text, str):
@@ -248,10 +315,20 @@ def _apply_corrections(
 
 
 def apply_privacy_rules(
-    engine: Engine, project: Project, tables: dict[str, pa.Table]
+    engine: Engine,
+    project: Project,
+    tables: dict[str, pa.Table],
+    *,
+    quarantine: pa.Table | None = None,
+    spec: SourceSpec | None = None,
 ) -> tuple[dict[str, pa.Table], PrivacyOutcome]:
-    """Apply corrections, then tombstones, to one file's shaped rows before they are stored."""
-    outcome = PrivacyOutcome(suppressed={})
+    """Apply corrections, then tombstones, to one file's shaped rows before they are stored.
+
+    With ``quarantine`` (the file's quarantine rows) and ``spec`` (whose column mapping reads
+    their ``record``), the quarantine rows of erased people are dropped as well, in either
+    ``on_return`` mode; the rest is ``outcome.quarantine``.
+    """
+    outcome = PrivacyOutcome(suppressed={}, quarantine=quarantine)
     if engine.exists(CORRECTIONS_TABLE) and engine.count(CORRECTIONS_TABLE):
         rows = engine.execute(engine.read(CORRECTIONS_TABLE)).to_pylist()
         tables = _apply_corrections(rows, tables, outcome)
@@ -263,5 +340,9 @@ def apply_privacy_rules(
             mode = str(row["on_return"])
             if modes.get(str(row["value_hash"])) != "suppress":
                 modes[str(row["value_hash"])] = mode
-        tables = _apply_tombstones(project.secret(PRIVACY_SECRET), modes, tables, outcome)
+        key = project.secret(PRIVACY_SECRET)
+        tables = _apply_tombstones(key, modes, tables, outcome)
+        if quarantine is not None and spec is not None:
+            columns = {name: column.source for name, column in spec.columns.items()}
+            outcome.quarantine = _apply_to_quarantine(key, modes, quarantine, columns, outcome)
     return tables, outcome
