@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from jingzhun.ads import AdServer, ads_router, open_ad_server
 from jingzhun.api._auth import AccessControl
 from jingzhun.api._collect import CollectionLog, GroupCommitter
+from jingzhun.api._collect_asgi import CollectFastPath
 from jingzhun.api._context import ApiContext, console_principal
 from jingzhun.api._loader import Loader
 from jingzhun.api._routes_auth import pages as login_pages
@@ -238,5 +239,8 @@ def create_app(settings: ApiSettings, *, context: ApiContext | None = None) -> F
     app.state.console_mounted = _mount_console(app, ctx)
     ad_server = _mount_ads(app, ctx)
     app.state.ad_server = ad_server
+    # Segment's POST /v1/* answered below FastAPI (same checks, answers and group commit);
+    # the routes above stay for the OpenAPI document
+    app.add_middleware(CollectFastPath, context=ctx)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -1,6 +1,10 @@
 """Segment-compatible collection: ``/v1/track``, ``identify``, ``page``, ``screen``, ``alias``,
 ``group``, ``batch`` (and ``import``, Segment's other name for batch).
 
+A running server answers these paths in ``_collect_asgi.CollectFastPath``, below FastAPI; the
+routes here document them in OpenAPI and do the same work (the same functions) for an
+application without that middleware.
+
 The write key is an API key with the ``collect`` scope, sent as Segment's libraries do: HTTP
 Basic with the key as user name and an empty password (``Bearer`` and a ``writeKey`` body field
 work too). A request is answered 200 only after its messages are on disk (group commit, see
@@ -10,20 +14,17 @@ document still describes them.
 
 from __future__ import annotations
 
-import json
-import zlib
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from jingzhun.api._collect_asgi import Answer, collect, problems_answer, read_body
 from jingzhun.api._context import ApiContext, principal_from_request
-from jingzhun.api._events import MESSAGE_TYPES, Accepted, Problem, check_message, received_now
-from jingzhun.core import Permission
+from jingzhun.api._events import MESSAGE_TYPES
 
 router = APIRouter(tags=["collect"])
 
-_OK = b'{"success":true}'
 _TIME = {"type": "string", "format": "date-time"}
 _ID = {"type": "string", "minLength": 1, "maxLength": 200}
 _COMMON: dict[str, Any] = {
@@ -131,102 +132,30 @@ def _openapi(schema: str, summary: str) -> dict[str, Any]:
     }
 
 
-def _answer(status: int, problems: list[Problem], stored: int = 0) -> Response:
-    body = {"success": False, "stored": stored, "errors": [p.to_dict() for p in problems]}
-    return Response(json.dumps(body), status_code=status, media_type="application/json")
-
-
-async def _read_body(request: Request, limit: int) -> tuple[bytes | None, Problem | None]:
-    """The body (gunzipped when sent gzip), or a problem when it is larger than ``limit``."""
-    too_large = Problem("body", f"the request is larger than {limit:,} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None, too_large
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None, too_large
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        inflater = zlib.decompressobj(wbits=31)
-        try:
-            body = inflater.decompress(body, limit + 1)
-        except zlib.error as exc:
-            return None, Problem("body", f"Content-Encoding is gzip but the body is not: {exc}")
-        if len(body) > limit or inflater.unconsumed_tail:
-            return None, too_large
-    return body, None
+def _response(answer: Answer) -> Response:
+    return Response(
+        answer.body,
+        status_code=answer.status,
+        media_type="application/json",
+        headers=dict(answer.headers) or None,
+    )
 
 
 async def _collect(request: Request, kind: str | None) -> Response:
+    """The same work as the fast path (``_collect_asgi``), reached through FastAPI."""
     context: ApiContext = request.app.state.jingzhun
     settings = context.settings
     limit = settings.max_batch_bytes if kind is None else settings.max_event_bytes
-    body, problem = await _read_body(request, limit)
+    body, problem = await read_body(
+        request.stream(),
+        request.headers.get("content-length"),
+        request.headers.get("content-encoding", ""),
+        limit,
+    )
     if body is None:
-        return _answer(400, [problem] if problem else [])
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError) as exc:
-        return _answer(400, [Problem("body", f"not valid JSON: {exc}")])
-    principal = principal_from_request(request, context)
-    if principal is None and isinstance(payload, dict) and isinstance(payload.get("writeKey"), str):
-        principal = context.access.principal_for_key(payload["writeKey"])
-    if principal is None:
-        return Response(
-            b'{"success":false,"errors":[{"path":"authorization","message":"send the write '
-            b'key as the Basic auth user name (an API key with the collect scope)"}]}',
-            status_code=401,
-            media_type="application/json",
-            headers={"WWW-Authenticate": 'Basic realm="jingzhun"'},
-        )
-    if not principal.can(Permission.COLLECT):
-        return _answer(
-            403,
-            [Problem("authorization", f"the key '{principal.name}' lacks the collect scope")],
-        )
-    received = received_now()
-    accepted: list[Accepted] = []
-    problems: list[Problem] = []
-    common = {
-        "received_at": received,
-        "write_key_name": principal.name,
-        "max_bytes": settings.max_event_bytes,
-    }
-    try:
-        if kind is not None:
-            message, found = check_message(payload, kind, "", **common)  # type: ignore[arg-type]
-            problems.extend(found)
-            if message is not None:
-                accepted.append(message)
-        else:
-            items = payload.get("batch") if isinstance(payload, dict) else None
-            if not isinstance(items, list) or not items:
-                return _answer(400, [Problem("batch", "must be a non-empty list of messages")])
-            defaults = {k: payload.get(k) for k in ("context", "integrations", "sentAt")}
-            for index, item in enumerate(items):
-                message, found = check_message(
-                    item,
-                    None,
-                    f"batch[{index}].",
-                    defaults=defaults,
-                    **common,  # type: ignore[arg-type]
-                )
-                problems.extend(found)
-                if message is not None:
-                    accepted.append(message)
-    except (ValueError, RecursionError) as exc:  # e.g. nesting too deep to write back out
-        return _answer(400, [Problem("body", f"cannot be stored: {exc}")])
-    try:
-        await context.committer.write(accepted)
-    except Exception as exc:  # the disk refused: tell the client to retry
-        return _answer(503, [Problem("storage", f"the events could not be stored: {exc}")])
-    if problems:
-        return _answer(400, problems, stored=len(accepted))
-    return Response(_OK, media_type="application/json")
+        return _response(problems_answer(400, [problem] if problem else []))
+    answer = await collect(context, kind, body, lambda: principal_from_request(request, context))
+    return _response(answer)
 
 
 def _route(kind: str) -> None:
