@@ -207,7 +207,12 @@ def test_collected_events_reach_the_warehouse_and_update_profiles_and_segment_ch
             )
         ).to_pylist()
         assert (new["customer_id"], new["first_name"], new["last_name"]) == ("N0001", "New", "One")
-        assert json.loads(new["attributes"])["plan"] == "gold"
+        assert new["email"] == "New.One@Example.com"
+        assert json.loads(new["attributes"]) == {"plan": "gold"}  # personal traits only sealed
+        (identify,) = engine.execute(
+            events.filter(events.event_id == "id-1").select("properties")
+        ).to_pylist()
+        assert json.loads(identify["properties"]) == {"plan": "gold"}
         changes = engine.read("segment_changes")
         profiles = engine.read("profiles")
         entered = engine.execute(
@@ -216,6 +221,10 @@ def test_collected_events_reach_the_warehouse_and_update_profiles_and_segment_ch
             .select(changes.change, changes.as_of)
         ).to_pylist()
     assert {"change": "entered", "as_of": BANK_AS_OF} in entered
+    # neither the warehouse nor the collection log (message bodies) holds the e-mail in clear
+    folders = (bank / "warehouse", bank / "state" / "collect")
+    stored = b"".join(p.read_bytes() for f in folders for p in f.rglob("*") if p.is_file())
+    assert b"New.One@Example.com" not in stored and b"new.one@example.com" not in stored
 
     # Nothing new: a second pass loads nothing. A lost watermark (a crash before it moved)
     # loads the same messages again with a new one: ingest skips the six it has.

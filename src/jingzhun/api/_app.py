@@ -54,8 +54,9 @@ def build_context(settings: ApiSettings) -> ApiContext:
         key_cache_seconds=settings.key_cache_seconds,
         session_hours=settings.session_hours,
     )
-    collection = CollectionLog(settings.collect_dir / "events.db")
     warehouse = Warehouse(project.root, settings.state_dir, store)
+    # message bodies (an identify's traits hold e-mails) encrypted as the warehouse's columns
+    collection = CollectionLog(settings.collect_dir / "events.db", cipher=warehouse.cipher)
     loader = Loader(
         collection,
         warehouse,

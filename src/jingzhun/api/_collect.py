@@ -21,11 +21,14 @@ import os
 import queue
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from jingzhun.api._events import Accepted
+from jingzhun.core import EngineError
+from jingzhun.engine import PREFIX as SEALED
+from jingzhun.engine import ColumnCipher
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS collected ("
@@ -52,10 +55,16 @@ class CollectedRow:
 
 
 class CollectionLog:
-    """The append-only log of collected messages and the loader's watermark."""
+    """The append-only log of collected messages and the loader's watermark.
 
-    def __init__(self, path: Path) -> None:
+    With a ``cipher`` (the warehouse's, ``jingzhun.privacy.warehouse_cipher``) each body is
+    stored encrypted (AES-GCM, as the warehouse's personal columns): an ``identify`` carries
+    e-mails and names in its traits. Ids and types stay in clear for de-duplication.
+    """
+
+    def __init__(self, path: Path, *, cipher: ColumnCipher | None = None) -> None:
         self.path = path
+        self.cipher = cipher
         path.parent.mkdir(parents=True, exist_ok=True)
         with self.connect() as connection:
             for statement in _SCHEMA:
@@ -75,7 +84,7 @@ class CollectionLog:
         """Store messages in one durable transaction; returns how many were new."""
         connection = self.connect()
         try:
-            return _write(connection, [messages])[0]
+            return _write(connection, [messages], seal=self.seal)[0]
         finally:
             connection.close()
 
@@ -90,7 +99,22 @@ class CollectionLog:
             ).fetchall()
         finally:
             connection.close()
-        return [CollectedRow(*row) for row in rows]
+        return [CollectedRow(seq, mid, kind, self.unseal(body)) for seq, mid, kind, body in rows]
+
+    def seal(self, body: str) -> str:
+        """A body as stored (encrypted when the log has a cipher)."""
+        return body if self.cipher is None else str(self.cipher.encrypt(body))
+
+    def unseal(self, body: str) -> str:
+        """A stored body in clear (bodies stored before encryption are read as they are)."""
+        if self.cipher is None:
+            if body.startswith(SEALED):
+                raise EngineError(
+                    f"the collection log {self.path} holds encrypted messages and this server "
+                    "has no key: start it in the project (jingzhun serve) so it reads the key"
+                )
+            return body
+        return str(self.cipher.decrypt(body))
 
     def state(self, name: str) -> int:
         """A loader counter (``loaded_seq``: the last position in the warehouse; 0 when unset)."""
@@ -151,7 +175,11 @@ class CollectionLog:
 
 
 def _write(
-    connection: sqlite3.Connection, groups: Sequence[Sequence[Accepted]], lock: int | None = None
+    connection: sqlite3.Connection,
+    groups: Sequence[Sequence[Accepted]],
+    lock: int | None = None,
+    *,
+    seal: Callable[[str], str] | None = None,
 ) -> list[int]:
     """Write groups of messages in one transaction; how many of each group were new.
 
@@ -167,7 +195,8 @@ def _write(
         try:
             for messages in groups:
                 before = connection.total_changes
-                connection.executemany(_INSERT, [(m.message_id, m.type, m.body) for m in messages])
+                rows = [(m.message_id, m.type, seal(m.body) if seal else m.body) for m in messages]
+                connection.executemany(_INSERT, rows)
                 counts.append(connection.total_changes - before)
             connection.execute("COMMIT")
         except BaseException:
@@ -272,7 +301,9 @@ class GroupCommitter:
 
     def _commit(self, connection: sqlite3.Connection, lock: int, group: list[_Request]) -> None:
         try:
-            counts = _write(connection, [messages for messages, _, _ in group], lock)
+            counts = _write(
+                connection, [messages for messages, _, _ in group], lock, seal=self.log.seal
+            )
         except BaseException as exc:  # every waiting request hears about it
             for _, future, loop in group:
                 _tell(loop, future, None, exc)

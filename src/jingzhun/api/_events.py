@@ -217,7 +217,7 @@ def event_row(message: dict[str, Any]) -> dict[str, str | None]:
         properties: dict[str, Any] = dict(message.get("properties") or {})
     elif kind in ("identify", "group"):
         event_type = kind
-        properties = dict(message.get("traits") or {})
+        properties = _impersonal(message.get("traits") or {})
         if kind == "group":
             properties["groupId"] = _text(message.get("groupId"))
     elif kind == "alias":
@@ -248,6 +248,28 @@ def event_row(message: dict[str, Any]) -> dict[str, str | None]:
     }
 
 
+# Traits that name or reach a person: kept only in raw_customers' canonical columns (sealed at
+# rest), never copied into event properties or attributes, which are stored as written.
+PERSONAL_TRAITS = frozenset(
+    {
+        "email",
+        "phone",
+        "firstName",
+        "first_name",
+        "lastName",
+        "last_name",
+        "name",
+        "birthday",
+        "birth_date",
+        "address",
+    }
+)
+
+
+def _impersonal(traits: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in traits.items() if k not in PERSONAL_TRAITS}
+
+
 _TRAIT_NAMES = {
     "email": ("email",),
     "phone": ("phone",),
@@ -263,8 +285,9 @@ def customer_row(message: dict[str, Any]) -> dict[str, str | None] | None:
     """A ``raw_customers`` row from an identify call with a ``userId`` (None otherwise).
 
     Segment's reserved traits map onto the canonical fields (``firstName`` → ``first_name``,
-    ``address.city`` → ``city``, ``name`` split when there is no first/last name); every trait
-    is also kept in ``attributes``.
+    ``address.city`` → ``city``, ``name`` split when there is no first/last name); the other
+    traits are kept in ``attributes`` (``PERSONAL_TRAITS`` never are: the canonical columns
+    hold them, encrypted at rest).
     """
     if message.get("type") != "identify" or _text(message.get("userId")) is None:
         return None
@@ -296,7 +319,7 @@ def customer_row(message: dict[str, Any]) -> dict[str, str | None] | None:
         for column in ("city", "country"):
             if isinstance(address.get(column), str):
                 row[column] = address[column]
-    row["attributes"] = json.dumps(traits, ensure_ascii=False, default=str)
+    row["attributes"] = json.dumps(_impersonal(traits), ensure_ascii=False, default=str)
     return row
 
 

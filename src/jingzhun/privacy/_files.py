@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jingzhun.core import EngineKind, EngineSettings, Project
-from jingzhun.engine import ColumnCipher, connect
+from jingzhun.engine import PREFIX, ColumnCipher, connect
 from jingzhun.privacy import _warehouse
 from jingzhun.privacy._match import Matcher
 
@@ -294,6 +294,12 @@ class FileScan:
                 data += gzip.decompress(data)
         return self.matcher.text_hit(data.decode("latin-1"))
 
+    def _opened(self, value: Any) -> Any:
+        """A value encrypted with the warehouse's key (the API's collection log) in clear."""
+        if self.cipher is not None and isinstance(value, str) and value.startswith(PREFIX):
+            return self.cipher.decrypt(value)
+        return value
+
     def _sqlite(self, path: Path, hit: FileHit, source: str | None) -> None:
         connection = sqlite3.connect(path, timeout=10)
         try:
@@ -311,7 +317,7 @@ class FileScan:
                 names = [d[0] for d in cursor.description][1:]
                 for row in cursor:
                     values = {
-                        n: (v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
+                        n: self._opened(v.decode("utf-8", "replace") if isinstance(v, bytes) else v)
                         for n, v in zip(names, row[1:], strict=True)
                     }
                     if self.matcher.row_hit(values, source):
