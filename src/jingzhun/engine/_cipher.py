@@ -70,11 +70,18 @@ def personal_columns(table: str, columns: Iterable[str]) -> list[str]:
 class ColumnCipher:
     """AES-GCM under one 32-byte data key, for the warehouse's personal columns."""
 
-    def __init__(self, key: bytes, *, key_name: str = "system:warehouse") -> None:
+    def __init__(
+        self, key: bytes, *, key_name: str = "system:warehouse", cache_size: int = 500_000
+    ) -> None:
         if len(key) != 32:
             raise EngineError("the warehouse data key must be 32 bytes")
         self._aead = AESGCM(key)
         self.key_name = key_name
+        # A build reads the same sealed values several times (identity normalises e-mails and
+        # phones, profiles take the latest of each): opened values are kept, up to a bound,
+        # for the life of this connection. Sealing is never cached (a fresh nonce each time).
+        self._opened: dict[str, str] = {}
+        self._cache_size = cache_size
 
     def encrypt(self, value: str | None) -> str | None:
         """``jz1:`` + base64(nonce + ciphertext); None stays None; sealed values stay."""
@@ -88,19 +95,39 @@ class ColumnCipher:
         """The clear value; values without the prefix (written before encryption) as they are."""
         if value is None or not value.startswith(PREFIX):
             return value
+        opened = self._opened.get(value)
+        if opened is not None:
+            return opened
         try:
             raw = base64.b64decode(value[len(PREFIX) :], validate=True)
-            return self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8")
+            opened = self._aead.decrypt(raw[:_NONCE], raw[_NONCE:], _AAD).decode("utf-8")
         except (InvalidTag, ValueError, binascii.Error):
             raise EngineError(
                 "a personal value in the warehouse does not open with the warehouse key "
                 f"'{self.key_name}': the master key in use is not the one that wrapped it, "
                 "or the value was changed"
             ) from None
+        if len(self._opened) < self._cache_size:
+            self._opened[value] = opened
+        return opened
+
+    def encrypt_many(self, values: list[str | None]) -> list[str | None]:
+        """``encrypt`` of each value, with the nonces drawn in one call."""
+        nonces = secrets.token_bytes(_NONCE * len(values))
+        seal = self._aead.encrypt
+        out: list[str | None] = []
+        for i, value in enumerate(values):
+            if value is None or value.startswith(PREFIX):
+                out.append(value)
+                continue
+            nonce = nonces[i * _NONCE : (i + 1) * _NONCE]
+            sealed = seal(nonce, value.encode("utf-8"), _AAD)
+            out.append(PREFIX + base64.b64encode(nonce + sealed).decode("ascii"))
+        return out
 
     def encrypt_array(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Encrypt a string column."""
-        return pa.array([self.encrypt(v) for v in values.to_pylist()], pa.string())
+        return pa.array(self.encrypt_many(values.to_pylist()), pa.string())
 
     def decrypt_array(self, values: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Decrypt a string column."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -56,19 +56,16 @@ class DuckDBEngine(Engine):
     def _register_cipher(self, cipher: ColumnCipher) -> None:
         """The decrypting and encrypting functions, on this connection, with this key."""
 
-        def apply(method: Callable[[str | None], str | None]) -> Callable[[pa.Array], pa.Array]:
-            def vectorised(values: pa.Array) -> pa.Array:
-                return pa.array([method(v) for v in values.to_pylist()], pa.string())
+        def opening(values: pa.Array) -> pa.Array:
+            return cipher.decrypt_array(values)
 
-            return vectorised
+        def sealing(values: pa.Array) -> pa.Array:
+            return cipher.encrypt_array(values)
 
-        for name, method in (
-            (DECRYPT_FUNCTION, cipher.decrypt),
-            (ENCRYPT_FUNCTION, cipher.encrypt),
-        ):
+        for name, function in ((DECRYPT_FUNCTION, opening), (ENCRYPT_FUNCTION, sealing)):
             self._ibis.con.create_function(
                 name,
-                apply(method),
+                function,
                 [duckdb.sqltype("VARCHAR")],
                 duckdb.sqltype("VARCHAR"),
                 type="arrow",
