@@ -810,6 +810,8 @@ def _run_erase(
             state, note, data = "failed", _failure(exc), None
         else:
             state, note, data = "completed", _erasure_note(report), {"erasure": report.to_dict()}
+    if context.warehouse.cipher is not None:
+        context.warehouse.cipher.forget()  # no opened value of the person stays in memory
     context.warehouse.refresh_snapshot(wait_seconds=5.0)
     detail = {"status": state, **({"request_id": data["erasure"]["request_id"]} if data else {})}
     context.access.audit(principal, "erase", f"data-subject request {request_id}", detail)

@@ -111,6 +111,10 @@ class ColumnCipher:
             self._opened[value] = opened
         return opened
 
+    def forget(self) -> None:
+        """Drop every opened value kept in memory (after an erasure)."""
+        self._opened.clear()
+
     def encrypt_many(self, values: list[str | None]) -> list[str | None]:
         """``encrypt`` of each value, with the nonces drawn in one call."""
         nonces = secrets.token_bytes(_NONCE * len(values))

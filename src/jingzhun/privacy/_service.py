@@ -536,6 +536,8 @@ class PrivacyService:
                 self.project.settings.engine, self.project.root
             )
             report.compacted = [str(compacted)] if compacted else []
+            if self.cipher is not None:
+                self.cipher.forget()
             summary.update(report.to_dict())
         return report
 

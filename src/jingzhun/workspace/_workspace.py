@@ -865,7 +865,10 @@ class PrivacyPart:
 
     def erase(self, subject: str, *, by: str, principal: Principal | None = None) -> ErasureReport:
         """Delete the person everywhere under the project and tombstone their identifiers."""
-        return self.service.erase(subject, by=by, principal=principal)
+        report = self.service.erase(subject, by=by, principal=principal)
+        if self._cipher and self._cipher[0] is not None:
+            self._cipher[0].forget()  # no opened value of the person stays in memory
+        return report
 
     def retention(
         self, as_of: date | None = None, *, dry_run: bool = False, by: str = "system"
