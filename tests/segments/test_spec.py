@@ -130,6 +130,8 @@ def test_structured_forms() -> None:
         ({"sample": "150%"}, "not a share"),
         ({"wat": 1}, "unknown rule"),
         ("frequency + 2", "not a condition on one field"),
+        ("$", "cannot read the condition '$': it holds characters"),  # a tokenizer error
+        ("frequency >= $1 AND", "cannot read the condition"),
         ({"all": []}, "non-empty list"),
     ],
 )

@@ -472,15 +472,25 @@ class _Parser:
             return None
         return FieldPredicate(_path(loc), self.line(loc), condition)
 
+    def _parsed(self, text: str, loc: Location) -> exp.Expr | None:
+        """SQLGlot's tree of a condition written as text; a problem (never an exception) when
+        it cannot be read — unknown characters such as ``$`` included (a tokenizer error).
+        """
+        try:
+            return sqlglot.parse_one(text, dialect="duckdb")
+        except sqlglot.errors.ParseError as exc:
+            first = exc.errors[0]["description"] if exc.errors else str(exc)
+        except sqlglot.errors.SqlglotError:
+            first = "it holds characters a condition cannot have"
+        self.problem(loc, f"cannot read the condition '{text}': {first}")
+        return None
+
     def condition_text(self, text: str, loc: Location) -> Condition | None:
         """``frequency >= 2``, ``city NOT IN ('Shanghai')``, ``email IS NOT NULL``:
         parsed by SQLGlot, never evaluated.
         """
-        try:
-            tree = sqlglot.parse_one(text, dialect="duckdb")
-        except sqlglot.errors.ParseError as exc:
-            first = exc.errors[0]["description"] if exc.errors else str(exc)
-            self.problem(loc, f"cannot read the condition '{text}': {first}")
+        tree = self._parsed(text, loc)
+        if tree is None:
             return None
         condition = _condition_from_tree(tree) if isinstance(tree, exp.Expression) else None
         if condition is None:
@@ -494,11 +504,8 @@ class _Parser:
 
     def rule_text(self, text: str, loc: Location) -> Node | None:
         """A rule written as text: conditions joined by AND / OR / NOT and parentheses."""
-        try:
-            tree = sqlglot.parse_one(text, dialect="duckdb")
-        except sqlglot.errors.ParseError as exc:
-            first = exc.errors[0]["description"] if exc.errors else str(exc)
-            self.problem(loc, f"cannot read the condition '{text}': {first}")
+        tree = self._parsed(text, loc)
+        if tree is None:
             return None
         path, line = _path(loc), self.line(loc)
 
