@@ -23,6 +23,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -97,14 +98,11 @@ class Warehouse:
         self.live_path = path if path.is_absolute() else root / path
         self.is_duckdb = settings.kind is EngineKind.DUCKDB
         self._copied: tuple[int, int] | None = None
-        self._cipher: list[ColumnCipher | None] = []
 
-    @property
+    @cached_property
     def cipher(self) -> ColumnCipher | None:
-        """The warehouse's column cipher (None when encryption at rest is off)."""
-        if not self._cipher:
-            self._cipher.append(warehouse_cipher(self.project, self.store))
-        return self._cipher[0]
+        """The warehouse's column cipher, made once (None when encryption at rest is off)."""
+        return warehouse_cipher(self.project, self.store)
 
     # -- reading -------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -248,17 +249,14 @@ class PrivacyService:
         self.settings = settings or load_privacy_settings(project.root)
         # the store's addresses and consent subjects are sealed: open them to find the person
         seal_store(project, store, self.settings)
-        self._cipher: list[ColumnCipher | None] = []
         self.open_engine = open_engine or (
             lambda: connect(project.settings.engine, project.root, cipher=self.cipher)
         )
 
-    @property
+    @cached_property
     def cipher(self) -> ColumnCipher | None:
-        """The warehouse's column cipher (None when encryption at rest is off)."""
-        if not self._cipher:
-            self._cipher.append(warehouse_cipher(self.project, self.store, self.settings))
-        return self._cipher[0]
+        """The warehouse's column cipher, made once (None when encryption at rest is off)."""
+        return warehouse_cipher(self.project, self.store, self.settings)
 
     # -- keys ----------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -836,7 +837,6 @@ class PrivacyPart:
 
     def __init__(self, workspace: Workspace) -> None:
         self._ws = workspace
-        self._cipher: list[ColumnCipher | None] = []
 
     @property
     def service(self) -> PrivacyService:
@@ -866,8 +866,9 @@ class PrivacyPart:
     def erase(self, subject: str, *, by: str, principal: Principal | None = None) -> ErasureReport:
         """Delete the person everywhere under the project and tombstone their identifiers."""
         report = self.service.erase(subject, by=by, principal=principal)
-        if self._cipher and self._cipher[0] is not None:
-            self._cipher[0].forget()  # no opened value of the person stays in memory
+        made = self.__dict__.get("cipher")  # made by cached_property, if used yet
+        if made is not None:
+            made.forget()  # no opened value of the person stays in memory
         return report
 
     def retention(
@@ -876,12 +877,10 @@ class PrivacyPart:
         """Purge what is older than each table's ``retention_days`` (``privacy.yml``)."""
         return self.service.retention(as_of=as_of, dry_run=dry_run, by=by)
 
-    @property
+    @cached_property
     def cipher(self) -> ColumnCipher | None:
         """The warehouse's column cipher, made once (None when encryption at rest is off)."""
-        if not self._cipher:
-            self._cipher.append(warehouse_cipher(self._ws.project, self._ws.store))
-        return self._cipher[0]
+        return warehouse_cipher(self._ws.project, self._ws.store)
 
     def encrypt(self, *, by: str = "system", check: bool = False) -> dict[str, Any]:
         """Seal personal values still stored in clear (``jingzhun privacy encrypt``)."""
