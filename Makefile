@@ -70,6 +70,7 @@ bench: sysdeps $(VENV)/.installed-test java
 	$(BIN)/python -m benchmarks.delivery_smtp
 	$(BIN)/python -m benchmarks.recommend_bench
 	$(BIN)/python -m benchmarks.recommend_eval
+	$(BIN)/python -m benchmarks.recommend_repurchase_ceiling
 	$(BIN)/python -m benchmarks.uplift_hillstrom
 	$(BIN)/python -m benchmarks.journeys_trigger
 	$(BIN)/python -m benchmarks.collect_load --seconds 20

@@ -18,6 +18,7 @@ from jingzhun.recommend import (
     Blend,
     ContentBased,
     ImplicitALS,
+    Interactions,
     ItemCooccurrence,
     Method,
     Popularity,
@@ -27,6 +28,7 @@ from jingzhun.recommend import (
     make_recommender,
     replenishment_features,
 )
+from jingzhun.recommend._data import _assemble
 from jingzhun.recommend._recommenders import top_per_row
 
 AS_OF = dt.date(2024, 3, 31)
@@ -278,3 +280,39 @@ def test_replenishment_features_by_hand() -> None:
     assert (a.item_buyers, a.item_buyers_30, a.item_repeat_share) == (2, 2, 0.5)
     assert rows.loc[(bob, beans)].customer_orders == 1
     assert a.orders_rank == 1.0 and m.orders_rank == 0.5  # within ann's items, 1 = most
+
+
+def test_line_order_does_not_change_the_data() -> None:
+    # The warehouse returns grouped rows in any order; two orders of one customer on the same
+    # day are told apart by their ids, so "orders since" is the same whichever comes first.
+    lines = pd.DataFrame(
+        [
+            ("ann", "src", "o1", 30, "beans"),
+            ("ann", "src", "o2", 10, "mug"),
+            ("ann", "src", "o3", 10, "beans"),
+            ("bob", "src", "o4", 1, "mug"),
+            ("bob", "src", "o4", 1, "beans"),
+        ],
+        columns=["customer_key", "_source", "order_id", "age_days", "sku"],
+    ).assign(is_return=False, quantity=1.0)
+
+    def assemble(frame: pd.DataFrame) -> Interactions:
+        return _assemble(
+            AS_OF,
+            frame,
+            products=pd.DataFrame({"sku": []}),
+            listed=pd.DataFrame({"sku": [], "listed_days": []}),
+            sales_days=frame[["sku", "age_days"]].drop_duplicates(),
+            customers=pd.DataFrame({"customer_key": ["ann", "bob"], "customer_id": ["a", "b"]}),
+            stock_days=90,
+        )
+
+    first = assemble(lines)
+    again = assemble(lines.iloc[::-1].reset_index(drop=True))
+    pd.testing.assert_frame_equal(first.purchases, again.purchases)
+    rows = replenishment_features(first).set_index(["customer", "item"])
+    ann = first.customer_codes["ann"]
+    mug, beans = (first.item_codes[i] for i in ("mug", "beans"))
+    assert rows.loc[(ann, beans), "orders_since"] == 0  # o3, the later id of the same day
+    assert rows.loc[(ann, mug), "orders_since"] == 1
+    pd.testing.assert_frame_equal(rows, replenishment_features(again).set_index(rows.index.names))

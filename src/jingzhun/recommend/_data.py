@@ -373,7 +373,14 @@ def _assemble(
 ) -> Interactions:
     """Code the lines (``customer_key, _source, order_id, age_days, sku, is_return,
     quantity``) and the catalogue into an ``Interactions``.
+
+    The lines are put in one order first and orders are coded in the order of their ids: the
+    warehouse hands grouped rows back in any order, and the codes break ties between orders of
+    one day, so without this two loads of the same data fitted different models.
     """
+    lines = lines.sort_values(
+        ["customer_key", "_source", "order_id", "sku", "is_return"], ignore_index=True
+    )
     item_ids = np.unique(
         np.concatenate(
             [
@@ -407,7 +414,7 @@ def _assemble(
     customer = customer_codes.reindex(lines["customer_key"].to_numpy(dtype=object)).to_numpy()
     item = item_codes.reindex(lines["sku"].to_numpy(dtype=object)).to_numpy()
     order_key = lines["_source"].astype(str) + "\x1f" + lines["order_id"].astype(str)
-    order = pd.factorize(order_key)[0]
+    order = pd.factorize(order_key, sort=True)[0]
     coded = pd.DataFrame(
         {
             "customer": customer.astype(np.int64),

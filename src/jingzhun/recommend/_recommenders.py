@@ -1301,6 +1301,9 @@ class Replenishment(Recommender):
     """
 
     method = Method.REPLENISHMENT.value
+    #: The columns of ``_features`` the models learn from; a subclass that adds features
+    #: (as ``benchmarks/recommend_repurchase_ceiling.py`` does) lists them here.
+    feature_names: tuple[str, ...] = FEATURES
 
     def __init__(
         self,
@@ -1354,6 +1357,17 @@ class Replenishment(Recommender):
         full[rows] = user
         return full, item
 
+    def _features(
+        self, interactions: Interactions, customers: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """The rows to rank, with ``feature_names``, as of ``interactions.as_of``: one per
+        (customer in ``customers``, or any, item they bought before).
+        """
+        user_factors, item_factors = self._als(interactions.bought, customers)
+        return replenishment_features(
+            interactions, customers, user_factors=user_factors, item_factors=item_factors
+        )
+
     def _training_rows(self, interactions: Interactions) -> pd.DataFrame:
         rng = np.random.default_rng(self.random_state)
         oldest = (
@@ -1369,10 +1383,7 @@ class Replenishment(Recommender):
             buyers = past.buyers
             if len(buyers) > self.max_train_customers:
                 buyers = np.sort(rng.choice(buyers, self.max_train_customers, replace=False))
-            user_factors, item_factors = self._als(past.bought, buyers)
-            rows = replenishment_features(
-                past, buyers, user_factors=user_factors, item_factors=item_factors
-            )
+            rows = self._features(past, buyers)
             p = interactions.purchases
             ages = p["age_days"].to_numpy()
             later = p[(ages < cut) & (ages >= label_end)]
@@ -1418,24 +1429,22 @@ class Replenishment(Recommender):
     def _fit(self, interactions: Interactions) -> None:
         train = self._training_rows(interactions)
         train = train.sort_values(["window", "customer"], kind="stable", ignore_index=True)
-        features = train[list(FEATURES)].to_numpy(dtype=np.float64)
+        names = list(self.feature_names)
+        features = train[names].to_numpy(dtype=np.float64)
         labels = train["label"].to_numpy()
         groups = train.groupby(["window", "customer"], sort=False).size().to_numpy()
         self.training_rows_ = len(train)
         self.training_positive_share_ = float(labels.mean()) if len(labels) else 0.0
-        ranker_data = lgb.Dataset(features, labels, group=groups, feature_name=list(FEATURES))
+        ranker_data = lgb.Dataset(features, labels, group=groups, feature_name=names)
         self.ranker_ = lgb.train(
             self._params("lambdarank"), ranker_data, num_boost_round=self.rounds
         )
-        binary_data = lgb.Dataset(features, labels, feature_name=list(FEATURES))
+        binary_data = lgb.Dataset(features, labels, feature_name=names)
         self.classifier_ = lgb.train(
             self._params("binary"), binary_data, num_boost_round=self.rounds
         )
-        user_factors, item_factors = self._als(interactions.bought)
-        now = replenishment_features(
-            interactions, user_factors=user_factors, item_factors=item_factors
-        )
-        matrix = now[list(FEATURES)].to_numpy(dtype=np.float64)
+        now = self._features(interactions)
+        matrix = now[names].to_numpy(dtype=np.float64)
         groups_now = now["customer"].to_numpy()
         # Prediction is one parallel loop over rows (no per-round waits, unlike training):
         # every core helps on a large table (3.5M rows: 26 s on one thread, half on two).
@@ -1472,7 +1481,7 @@ class Replenishment(Recommender):
         """Gain of each feature in the two models, largest first."""
         return pd.DataFrame(
             {
-                "feature": list(FEATURES),
+                "feature": list(self.feature_names),
                 "ranker_gain": self.ranker_.feature_importance("gain"),
                 "classifier_gain": self.classifier_.feature_importance("gain"),
             }
