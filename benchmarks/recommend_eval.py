@@ -164,6 +164,26 @@ def _grid(split: Any, mode: str, grid: Grid) -> dict[str, dict[str, float]]:
     }
 
 
+def write_results(name: str, figures: dict[str, Any], started: float) -> None:
+    """Write ``results/{name}.json``: the figures, then the seconds since ``started``, the
+    machine and the time of measuring.
+    """
+    out = {
+        **figures,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    target = RESULTS / f"{name}.json"
+    target.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"written to {target}")
+
+
 def main() -> None:
     started = time.perf_counter()
     data = _data()
@@ -222,18 +242,8 @@ def main() -> None:
             "discovery": "NDCG@10 >= 1.5 x popularity among items not bought before",
             "repurchase": "NDCG@10 >= 1.2 x each customer's own most frequently bought items",
         },
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        },
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    RESULTS.mkdir(exist_ok=True)
-    target = RESULTS / "recommend_eval.json"
-    target.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written to {target}")
+    write_results("recommend_eval", out, started)
 
 
 if __name__ == "__main__":

@@ -17,18 +17,14 @@ anything. Figures go to ``results/recommend_repurchase_ceiling.json``. About fiv
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from benchmarks.recommend_eval import RESULTS, RULES, TEST, VALIDATION, _data
+from benchmarks.recommend_eval import RULES, TEST, VALIDATION, _data, write_results
 from jingzhun.recommend import (
     Interactions,
     ItemCooccurrence,
@@ -262,18 +258,8 @@ def main() -> None:
             "scores": on_test,
         },
         "families": {name: list(names) for name, (names, _) in FAMILIES.items()},
-        "seconds": round(time.perf_counter() - started, 1),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
-        },
-        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    RESULTS.mkdir(exist_ok=True)
-    target = RESULTS / "recommend_repurchase_ceiling.json"
-    target.write_text(json.dumps(out, indent=2) + "\n")
-    print(f"written to {target}")
+    write_results("recommend_repurchase_ceiling", out, started)
 
 
 if __name__ == "__main__":
